@@ -1,0 +1,400 @@
+/**
+ * The primitive, atomic lease operations, one round trip each, and the two stores that implement them: Redis
+ * (`layerRedis`, one Lua script per operation) and memory (`layerMemory`, one process, time from Effect's `Clock`
+ * so `TestClock` drives it). Both are held to the same contract tests. Most programs use `Lease`, which adds
+ * validation, tokens, waiting and auto-renew on top; implement this service to put leases somewhere else.
+ *
+ * ```ts
+ * import { NodeRedis } from "@effect/platform-node"
+ * import { Layer } from "effect"
+ * import { Lease, LeaseStore } from "leasehold"
+ *
+ * const LeaseLive = Lease.layer.pipe(
+ *   Layer.provide(LeaseStore.layerRedis({ prefix: "lease:" })),
+ *   Layer.provide(NodeRedis.layer({ url: "redis://127.0.0.1:6379" }))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { Cause, Context, Duration, Effect, Layer, Option } from "effect"
+import * as Redis from "effect/persistence/Redis"
+import * as LeaseError from "./LeaseError.ts"
+import type { LeaseKey } from "./LeaseKey.ts"
+import type { LeaseToken } from "./LeaseToken.ts"
+
+/**
+ * The store's answer to an acquire: the lease was created (with its fence and the store's time of creation), or
+ * another token holds the key (with the time it has left and its owner metadata, as stored).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type AcquireReply =
+  | { readonly _tag: "Acquired"; readonly fence: bigint; readonly acquiredAt: number }
+  | { readonly _tag: "Held"; readonly remainingMillis: number; readonly owner: string | undefined }
+
+/**
+ * The store's answer to a renew: renewed, gone (`expired`), or held by another token (`stolen`).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type RenewReply = "renewed" | "expired" | "stolen"
+
+/**
+ * A read-only view of a held key.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Snapshot {
+  readonly remainingMillis: number
+  readonly owner: string | undefined
+  readonly fence: bigint
+  readonly acquiredAt: number
+}
+
+/**
+ * The store interface. Every operation is atomic and takes one round trip; expiry is the store's own.
+ * `owner` is the owner metadata already encoded as a string. `id` names this store instance, so that a lease is
+ * only ever renewed or released through the store that granted it.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface LeaseStore {
+  readonly id: string
+  readonly acquire: (
+    key: LeaseKey,
+    token: LeaseToken,
+    ttlMillis: number,
+    owner: string | undefined
+  ) => Effect.Effect<AcquireReply, LeaseError.LeaseError>
+  readonly renew: (key: LeaseKey, token: LeaseToken, ttlMillis: number) => Effect.Effect<RenewReply, LeaseError.LeaseError>
+  readonly release: (key: LeaseKey, token: LeaseToken) => Effect.Effect<boolean, LeaseError.LeaseError>
+  readonly isHeld: (key: LeaseKey, token: LeaseToken) => Effect.Effect<boolean, LeaseError.LeaseError>
+  readonly inspect: (key: LeaseKey) => Effect.Effect<Option.Option<Snapshot>, LeaseError.LeaseError>
+}
+
+/**
+ * The store service.
+ *
+ * @category services
+ * @since 0.1.0
+ */
+export const LeaseStore: Context.Service<LeaseStore, LeaseStore> = Context.Service<LeaseStore>("leasehold/LeaseStore")
+
+const storeId = (kind: string): string =>
+  `${kind}:${Array.from(globalThis.crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, "0")).join("")}`
+
+// ---------------------------------------------------------------------------------------------------------------
+// memory
+// ---------------------------------------------------------------------------------------------------------------
+
+interface MemoryEntry {
+  readonly token: LeaseToken
+  readonly owner: string | undefined
+  readonly fence: bigint
+  readonly acquiredAt: number
+  expiresAt: number
+}
+
+/**
+ * Makes an in-memory store: for one process and for tests. Time is read from Effect's `Clock` at each call, so a
+ * `TestClock` moves expiry; fences survive the lease (as Redis's fence counter does), one counter per key ever
+ * acquired.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const makeMemory: Effect.Effect<LeaseStore> = Effect.sync(() => {
+  const entries = new Map<string, MemoryEntry>()
+  const fences = new Map<string, bigint>()
+  let sweepAt = 1024
+
+  const live = (key: string, now: number): MemoryEntry | undefined => {
+    const entry = entries.get(key)
+    if (entry === undefined) return undefined
+    if (entry.expiresAt > now) return entry
+    entries.delete(key)
+    return undefined
+  }
+
+  const sweep = (now: number): void => {
+    if (entries.size < sweepAt) return
+    for (const [key, entry] of entries) if (entry.expiresAt <= now) entries.delete(key)
+    sweepAt = Math.max(1024, entries.size * 2)
+  }
+
+  const withNow = <A>(f: (now: number) => A): Effect.Effect<A> =>
+    Effect.clockWith((clock) => Effect.sync(() => f(clock.currentTimeMillisUnsafe())))
+
+  return LeaseStore.of({
+    id: storeId("memory"),
+    acquire: (key, token, ttlMillis, owner) =>
+      withNow((now): AcquireReply => {
+        const held = live(key, now)
+        if (held !== undefined) return { _tag: "Held", remainingMillis: held.expiresAt - now, owner: held.owner }
+        sweep(now)
+        const fence = (fences.get(key) ?? 0n) + 1n
+        fences.set(key, fence)
+        entries.set(key, { token, owner, fence, acquiredAt: now, expiresAt: now + ttlMillis })
+        return { _tag: "Acquired", fence, acquiredAt: now }
+      }),
+    renew: (key, token, ttlMillis) =>
+      withNow((now): RenewReply => {
+        const held = live(key, now)
+        if (held === undefined) return "expired"
+        if (held.token !== token) return "stolen"
+        held.expiresAt = now + ttlMillis
+        return "renewed"
+      }),
+    release: (key, token) =>
+      withNow((now) => {
+        if (live(key, now)?.token !== token) return false
+        entries.delete(key)
+        return true
+      }),
+    isHeld: (key, token) => withNow((now) => live(key, now)?.token === token),
+    inspect: (key) =>
+      withNow((now) =>
+        Option.map(Option.fromUndefinedOr(live(key, now)), (entry) => ({
+          remainingMillis: entry.expiresAt - now,
+          owner: entry.owner,
+          fence: entry.fence,
+          acquiredAt: entry.acquiredAt
+        }))
+      )
+  })
+})
+
+/**
+ * An in-memory store for one process and for tests (see `makeMemory`).
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layerMemory: Layer.Layer<LeaseStore> = Layer.effect(LeaseStore, makeMemory)
+
+// ---------------------------------------------------------------------------------------------------------------
+// redis
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * Options of the Redis store.
+ * - `prefix` (default `"lease:"`): put before each key's hash tag: `lease:{<key>}` and `lease:{<key>}:fence`.
+ * - `commandTimeout` (default 2 seconds): the bound on each command. Redis that is down, paused or partitioned
+ *   yields `StoreUnavailable` after this long instead of a hang.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface RedisOptions {
+  readonly prefix?: string | undefined
+  readonly commandTimeout?: Duration.Input | undefined
+}
+
+/**
+ * The Redis keys of one lease: the lease hash and its fence counter, in one cluster slot (same hash tag).
+ *
+ * @category redis
+ * @since 0.1.0
+ */
+export const redisKeys = (prefix: string, key: string) => {
+  const lease = `${prefix}{${key}}`
+  return { lease, fence: `${lease}:fence` }
+}
+
+/**
+ * The pub/sub channel on which the Redis store announces releases; each message is the released key.
+ *
+ * @category redis
+ * @since 0.1.0
+ */
+export const releaseChannel = (prefix: string): string => `${prefix}released`
+
+type Reply = ReadonlyArray<unknown>
+
+/**
+ * Makes a Redis store over `effect/persistence/Redis` (see `RedisOptions`). Each operation is one `EVALSHA`.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const makeRedis = Effect.fnUntraced(function* (options?: RedisOptions) {
+  const redis = yield* Redis.Redis
+  const prefix = options?.prefix ?? "lease:"
+  const timeout = Duration.fromInputUnsafe(options?.commandTimeout ?? Duration.seconds(2))
+  const channel = releaseChannel(prefix)
+
+  const acquire = redis.eval(acquireScript)
+  const renew = redis.eval(renewScript)
+  const release = redis.eval(releaseScript)
+  const isHeld = redis.eval(isHeldScript)
+  const inspect = redis.eval(inspectScript)
+
+  const unavailable = (operation: string, key: string, cause: unknown) =>
+    LeaseError.make(new LeaseError.StoreUnavailable({ operation, key, cause }))
+
+  const bounded =
+    (operation: string, key: string) =>
+    <A>(command: Effect.Effect<unknown, Redis.RedisError>, parse: (reply: unknown) => A | undefined) =>
+      command.pipe(
+        Effect.mapError((error) => unavailable(operation, key, error.cause)),
+        Effect.timeoutOrElse({
+          duration: timeout,
+          orElse: () =>
+            Effect.fail(
+              unavailable(
+                operation,
+                key,
+                new Cause.TimeoutError(`no reply from Redis within ${Duration.format(timeout)}`)
+              )
+            )
+        }),
+        Effect.flatMap((reply) => {
+          const parsed = parse(reply)
+          return parsed === undefined
+            ? Effect.fail(unavailable(operation, key, new Error(`unexpected reply from Redis: ${JSON.stringify(reply)}`)))
+            : Effect.succeed(parsed)
+        })
+      )
+
+  const text = (u: unknown): string | undefined => (typeof u === "string" && u !== "" ? u : undefined)
+  const bigintOf = (u: unknown): bigint | undefined =>
+    typeof u === "string" && /^\d+$/.test(u) ? BigInt(u) : typeof u === "number" ? BigInt(u) : undefined
+  const numberOf = (u: unknown): number | undefined =>
+    typeof u === "number" ? u : typeof u === "string" && u !== "" && Number.isFinite(Number(u)) ? Number(u) : undefined
+
+  return LeaseStore.of({
+    id: storeId(`redis:${prefix}`),
+    acquire: (key, token, ttlMillis, owner) => {
+      const keys = redisKeys(prefix, key)
+      return bounded("acquire", key)(
+        acquire(keys.lease, keys.fence, token, ttlMillis, owner ?? ""),
+        (reply): AcquireReply | undefined => {
+          if (!Array.isArray(reply)) return undefined
+          const [created, a, b] = reply as Reply
+          if (created === 1) {
+            const fence = bigintOf(a)
+            const acquiredAt = numberOf(b)
+            return fence === undefined || acquiredAt === undefined ? undefined : { _tag: "Acquired", fence, acquiredAt }
+          }
+          const remaining = numberOf(a)
+          return created === 0 && remaining !== undefined
+            ? { _tag: "Held", remainingMillis: Math.max(0, remaining), owner: text(b) }
+            : undefined
+        }
+      )
+    },
+    renew: (key, token, ttlMillis) =>
+      bounded("renew", key)(renew(redisKeys(prefix, key).lease, token, ttlMillis), (reply) =>
+        reply === 1 ? "renewed" : reply === 0 ? "expired" : reply === -1 ? "stolen" : undefined
+      ),
+    release: (key, token) =>
+      bounded("release", key)(release(redisKeys(prefix, key).lease, token, channel, key), (reply) =>
+        reply === 1 ? true : reply === 0 ? false : undefined
+      ),
+    isHeld: (key, token) =>
+      bounded("checkOwnership", key)(isHeld(redisKeys(prefix, key).lease, token), (reply) =>
+        reply === 1 ? true : reply === 0 ? false : undefined
+      ),
+    inspect: (key) =>
+      bounded("inspect", key)(inspect(redisKeys(prefix, key).lease), (reply): Option.Option<Snapshot> | undefined => {
+        if (reply === null) return Option.none()
+        if (!Array.isArray(reply)) return undefined
+        const [pttl, owner, fenceText, acquiredAtText] = reply as Reply
+        const remainingMillis = numberOf(pttl)
+        const fence = bigintOf(fenceText)
+        const acquiredAt = numberOf(acquiredAtText)
+        return remainingMillis === undefined || fence === undefined || acquiredAt === undefined
+          ? undefined
+          : Option.some({ remainingMillis: Math.max(0, remainingMillis), owner: text(owner), fence, acquiredAt })
+      })
+  })
+})
+
+/**
+ * A Redis store (see `makeRedis`); needs `Redis.Redis`, for example from `NodeRedis.layer` of
+ * `@effect/platform-node`.
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layerRedis = (options?: RedisOptions): Layer.Layer<LeaseStore, never, Redis.Redis> =>
+  Layer.effect(LeaseStore, makeRedis(options))
+
+// ---------------------------------------------------------------------------------------------------------------
+// Lua: user data reaches the scripts only through KEYS and ARGV.
+// ---------------------------------------------------------------------------------------------------------------
+
+const acquireScript = Redis.script(
+  (lease: string, fence: string, token: string, ttlMillis: number, owner: string) => [
+    lease,
+    fence,
+    token,
+    ttlMillis,
+    owner
+  ],
+  {
+    numberOfKeys: 2,
+    lua: `
+if redis.call("EXISTS", KEYS[1]) == 1 then
+  return {0, redis.call("PTTL", KEYS[1]), redis.call("HGET", KEYS[1], "owner") or ""}
+end
+redis.call("INCR", KEYS[2])
+local fence = redis.call("GET", KEYS[2])
+local now = redis.call("TIME")
+local acquiredAt = now[1] .. string.format("%03d", math.floor(tonumber(now[2]) / 1000))
+redis.call("HSET", KEYS[1], "token", ARGV[1], "owner", ARGV[3], "fence", fence, "acquiredAt", acquiredAt)
+redis.call("PEXPIRE", KEYS[1], ARGV[2])
+return {1, fence, acquiredAt}
+`
+  }
+).withReturnType<unknown>()
+
+const renewScript = Redis.script((lease: string, token: string, ttlMillis: number) => [lease, token, ttlMillis], {
+  numberOfKeys: 1,
+  lua: `
+local token = redis.call("HGET", KEYS[1], "token")
+if token == ARGV[1] then
+  redis.call("PEXPIRE", KEYS[1], ARGV[2])
+  return 1
+end
+if token then return -1 end
+return 0
+`
+}).withReturnType<unknown>()
+
+const releaseScript = Redis.script(
+  (lease: string, token: string, channel: string, key: string) => [lease, token, channel, key],
+  {
+    numberOfKeys: 1,
+    lua: `
+if redis.call("HGET", KEYS[1], "token") == ARGV[1] then
+  redis.call("DEL", KEYS[1])
+  redis.call("PUBLISH", ARGV[2], ARGV[3])
+  return 1
+end
+return 0
+`
+  }
+).withReturnType<unknown>()
+
+const isHeldScript = Redis.script((lease: string, token: string) => [lease, token], {
+  numberOfKeys: 1,
+  lua: `
+if redis.call("HGET", KEYS[1], "token") == ARGV[1] then return 1 end
+return 0
+`
+}).withReturnType<unknown>()
+
+const inspectScript = Redis.script((lease: string) => [lease], {
+  numberOfKeys: 1,
+  lua: `
+local fields = redis.call("HMGET", KEYS[1], "owner", "fence", "acquiredAt")
+if not fields[2] then return false end
+return {redis.call("PTTL", KEYS[1]), fields[1], fields[2], fields[3]}
+`
+}).withReturnType<unknown>()

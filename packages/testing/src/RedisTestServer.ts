@@ -1,0 +1,431 @@
+/**
+ * A real Redis for tests.
+ *
+ * `layerServer` finds or starts a Redis server and describes it as the {@link RedisTestServer} service;
+ * `layer` adds a connected `Redis.Redis` client (node-redis) on top. The server is chosen in this order:
+ *
+ * 1. `REDIS_URL`, when set: an existing server, nothing is started (`kind: "external"`).
+ * 2. `redis-server` on `PATH`: a private, throw-away server on a free port of 127.0.0.1, without persistence,
+ *    killed when the layer scope closes or the Node process exits (`kind: "spawned"`).
+ * 3. A `redis:7` container through testcontainers, only when a container runtime answers (`kind: "container"`).
+ *
+ * @since 0.1.0
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as net from "node:net"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as NodeRedis from "@effect/platform-node/NodeRedis"
+import { Context, Data, Effect, Layer, Schema, type Scope } from "effect"
+import * as Redis from "effect/persistence/Redis"
+
+/**
+ * Describes the Redis server the tests talk to.
+ *
+ * **Details**
+ *
+ * - `url`: a `redis://` URL to hand to a client. For `REDIS_URL` it is that value and may hold credentials, so
+ *   do not log it.
+ * - `host` and `port`: where the server listens (`127.0.0.1` for spawned servers).
+ * - `pid`: the process id of a spawned `redis-server`, `undefined` otherwise.
+ * - `kind`: `"external"` (from `REDIS_URL`), `"spawned"` (a child process) or `"container"` (testcontainers).
+ *
+ * **Example** (Reading the server address in a test)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { RedisTestServer } from "@leasehold/testing"
+ *
+ * const program = Effect.gen(function*() {
+ *   const server = yield* RedisTestServer.RedisTestServer
+ *   console.log(server.kind, server.host, server.port)
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class RedisTestServer extends Context.Service<
+  RedisTestServer,
+  {
+    readonly url: string
+    readonly host: string
+    readonly port: number
+    readonly pid: number | undefined
+    readonly kind: "spawned" | "external" | "container"
+  }
+>()("@leasehold/testing/RedisTestServer") {}
+
+/**
+ * Raised when no Redis server could be found or started; the message says what to do about it.
+ *
+ * **Details**
+ *
+ * When a spawned `redis-server` fails to start, the message includes its captured output.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RedisTestServerError extends Schema.TaggedError<RedisTestServerError>()("RedisTestServerError", {
+  message: Schema.String,
+  cause: Schema.optional(Schema.Defect())
+}) {}
+
+/** How long a spawned `redis-server` may take to print its ready line. */
+const READY_TIMEOUT = "10 seconds"
+/** How long a spawned `redis-server` may take to exit after SIGTERM before it gets SIGKILL. */
+const TERM_GRACE = "2 seconds"
+/** How long to wait for the exit event after SIGKILL before giving up. */
+const KILL_GRACE = "5 seconds"
+/** Attempts at binding a free port, for the race between finding a port and redis binding it. */
+const BIND_ATTEMPTS = 5
+/** Output kept from a spawned `redis-server` for error messages. */
+const OUTPUT_LIMIT = 16 * 1024
+const READY_LINE = "Ready to accept connections"
+const ADDRESS_IN_USE = "Address already in use"
+const NOT_FOUND_MESSAGE =
+  "redis-server was not found on PATH, REDIS_URL is not set and no container runtime answered: " +
+  "install it (apt-get install redis-server), set REDIS_URL (e.g. redis://127.0.0.1:6379) or start a container runtime"
+
+/** Internal: redis-server lost the race for its port; the start is retried on another one. */
+class PortInUse extends Data.TaggedError("PortInUse")<{ readonly port: number; readonly output: string }> {}
+
+// ---------------------------------------------------------------------------
+// (a) REDIS_URL
+// ---------------------------------------------------------------------------
+
+const fromUrl = (url: string): Effect.Effect<RedisTestServer["Service"], RedisTestServerError> => {
+  // Neither the URL nor the parser's error (whose `input` holds the URL) goes into the error: it may hold a password.
+  const invalid = (reason: string) =>
+    Effect.fail(
+      new RedisTestServerError({
+        message: `REDIS_URL is set but ${reason}: fix it (e.g. redis://127.0.0.1:6379) or unset it`
+      })
+    )
+  if (!URL.canParse(url)) return invalid("is not a valid URL")
+  const parsed = new URL(url)
+  if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:")
+    return invalid("is not a redis:// or rediss:// URL")
+  return Effect.succeed(
+    RedisTestServer.of({
+      url,
+      host: parsed.hostname,
+      port: parsed.port === "" ? 6379 : Number(parsed.port),
+      pid: undefined,
+      kind: "external"
+    })
+  )
+}
+
+// ---------------------------------------------------------------------------
+// (b) redis-server on PATH
+// ---------------------------------------------------------------------------
+
+const findOnPath = (name: string): string | undefined => {
+  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
+    if (dir === "") continue
+    const candidate = path.join(dir, name)
+    try {
+      fs.accessSync(candidate, fs.constants.X_OK)
+      if (fs.statSync(candidate).isFile()) return candidate
+    } catch {
+      // not here: try the next directory
+    }
+  }
+  return undefined
+}
+
+/** Binds a server to port 0 on 127.0.0.1, reads the port the OS picked, and closes the server again. */
+const freePort: Effect.Effect<number, RedisTestServerError> = Effect.callback((resume) => {
+  const server = net.createServer()
+  server.unref()
+  server.once("error", (cause) => {
+    resume(Effect.fail(new RedisTestServerError({ message: "Could not find a free port on 127.0.0.1", cause })))
+  })
+  server.listen(0, "127.0.0.1", () => {
+    const address = server.address()
+    const port = typeof address === "object" && address !== null ? address.port : undefined
+    server.close(() => {
+      resume(
+        port === undefined
+          ? Effect.fail(new RedisTestServerError({ message: "Could not read the port of a probe server on 127.0.0.1" }))
+          : Effect.succeed(port)
+      )
+    })
+  })
+  return Effect.sync(() => {
+    server.close()
+  })
+})
+
+interface ServerProcess {
+  readonly child: ChildProcess
+  readonly port: number
+  /** The last `OUTPUT_LIMIT` characters of stdout and stderr. */
+  readonly output: () => string
+  /** The `error` event of the child, e.g. when it could not be spawned. */
+  readonly spawnError: () => Error | undefined
+}
+
+const hasExited = (child: ChildProcess): boolean => child.exitCode !== null || child.signalCode !== null
+
+const describeExit = (child: ChildProcess): string =>
+  child.signalCode !== null ? `was killed by ${child.signalCode}` : `exited with code ${child.exitCode}`
+
+/** Spawns `redis-server` on `port`, capturing its output and killing it if the Node process exits. */
+const spawnServer = (binary: string, port: number) => {
+  const child = spawn(
+    binary,
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "no"],
+    { cwd: os.tmpdir(), stdio: ["ignore", "pipe", "pipe"] }
+  )
+  let output = ""
+  let spawnError: Error | undefined
+  const capture = (chunk: string) => {
+    output = (output + chunk).slice(-OUTPUT_LIMIT)
+  }
+  // Reading both pipes for the whole life of the child also keeps redis from blocking on a full pipe.
+  child.stdout?.setEncoding("utf8").on("data", capture)
+  child.stderr?.setEncoding("utf8").on("data", capture)
+  // Without an `error` listener a failed spawn or kill would crash the process.
+  child.on("error", (error) => {
+    spawnError ??= error
+  })
+  const onProcessExit = () => {
+    if (!hasExited(child)) child.kill("SIGKILL")
+  }
+  process.on("exit", onProcessExit)
+  const handle: ServerProcess = { child, port, output: () => output, spawnError: () => spawnError }
+  return { handle, onProcessExit }
+}
+
+/** Completes when the child has exited (at once if it already has). */
+const awaitExit = (child: ChildProcess): Effect.Effect<void> =>
+  Effect.callback<void>((resume) => {
+    if (hasExited(child)) return resume(Effect.void)
+    const onExit = () => resume(Effect.void)
+    child.once("exit", onExit)
+    return Effect.sync(() => {
+      child.off("exit", onExit)
+    })
+  })
+
+/** SIGTERM, then SIGKILL if the child is still alive after `TERM_GRACE`; completes once it has exited. */
+const stopServer = (child: ChildProcess): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    if (child.pid === undefined || hasExited(child)) return Effect.void
+    child.kill("SIGTERM")
+    return awaitExit(child).pipe(
+      Effect.timeoutOrElse({
+        duration: TERM_GRACE,
+        orElse: () =>
+          Effect.sync(() => child.kill("SIGKILL")).pipe(
+            Effect.andThen(awaitExit(child)),
+            Effect.timeoutOrElse({ duration: KILL_GRACE, orElse: () => Effect.void })
+          )
+      })
+    )
+  })
+
+/** Waits for the ready line; fails if the child exits or cannot be spawned first. */
+const awaitReady = (server: ServerProcess): Effect.Effect<void, RedisTestServerError | PortInUse> => {
+  const { child, port } = server
+  const exitedEarly = (): Effect.Effect<never, RedisTestServerError | PortInUse> => {
+    const output = server.output()
+    if (output.includes(ADDRESS_IN_USE)) return Effect.fail(new PortInUse({ port, output }))
+    return Effect.fail(
+      new RedisTestServerError({
+        message: `redis-server ${describeExit(child)} before it was ready on 127.0.0.1:${port}. Output:\n${output}`
+      })
+    )
+  }
+  const spawnFailed = (cause: Error) =>
+    Effect.fail(new RedisTestServerError({ message: `Could not run redis-server: ${cause.message}`, cause }))
+
+  return Effect.callback<void, RedisTestServerError | PortInUse>((resume) => {
+    const error = server.spawnError()
+    if (error !== undefined) return resume(spawnFailed(error))
+    if (server.output().includes(READY_LINE)) return resume(Effect.void)
+    if (hasExited(child)) return resume(exitedEarly())
+    // The capture listener was added first, so the output already holds the chunk when `onData` runs.
+    const onData = () => {
+      if (server.output().includes(READY_LINE)) resume(Effect.void)
+    }
+    const onExit = () => resume(exitedEarly())
+    const onError = (cause: Error) => resume(spawnFailed(cause))
+    child.stdout?.on("data", onData)
+    child.once("exit", onExit)
+    child.once("error", onError)
+    return Effect.sync(() => {
+      child.stdout?.off("data", onData)
+      child.off("exit", onExit)
+      child.off("error", onError)
+    })
+  }).pipe(
+    Effect.timeoutOrElse({
+      duration: READY_TIMEOUT,
+      orElse: () =>
+        Effect.fail(
+          new RedisTestServerError({
+            message:
+              `redis-server did not print "${READY_LINE}" within ${READY_TIMEOUT} on 127.0.0.1:${port}. ` +
+              `Output:\n${server.output()}`
+          })
+        )
+    })
+  )
+}
+
+/** One attempt: a free port, a child bound to the current scope, and its ready line. */
+const startOnce = (binary: string) =>
+  Effect.gen(function* () {
+    const port = yield* freePort
+    const { handle } = yield* Effect.acquireRelease(
+      Effect.sync(() => spawnServer(binary, port)),
+      ({ handle, onProcessExit }) =>
+        stopServer(handle.child).pipe(
+          Effect.ensuring(
+            Effect.sync(() => {
+              process.off("exit", onProcessExit)
+            })
+          )
+        )
+    )
+    yield* awaitReady(handle)
+    return handle
+  })
+
+const spawned = (binary: string): Effect.Effect<RedisTestServer["Service"], RedisTestServerError, Scope.Scope> =>
+  startOnce(binary).pipe(
+    Effect.retry({ times: BIND_ATTEMPTS - 1, while: (error) => error._tag === "PortInUse" }),
+    Effect.catchTag("PortInUse", (error) =>
+      Effect.fail(
+        new RedisTestServerError({
+          message: `redis-server could not bind a free port on 127.0.0.1 in ${BIND_ATTEMPTS} attempts. Output:\n${error.output}`
+        })
+      )
+    ),
+    Effect.map(({ child, port }) =>
+      RedisTestServer.of({ url: `redis://127.0.0.1:${port}`, host: "127.0.0.1", port, pid: child.pid, kind: "spawned" })
+    )
+  )
+
+// ---------------------------------------------------------------------------
+// (c) testcontainers
+// ---------------------------------------------------------------------------
+
+/** `redis:7` with host networking, bound to 127.0.0.1 on a free port; testcontainers is only loaded here. */
+const container: Effect.Effect<RedisTestServer["Service"], RedisTestServerError, Scope.Scope> = Effect.gen(
+  function* () {
+    const notFound = (cause: unknown) => new RedisTestServerError({ message: NOT_FOUND_MESSAGE, cause })
+    const tc = yield* Effect.tryPromise({ try: () => import("testcontainers"), catch: notFound })
+    yield* Effect.tryPromise({ try: () => tc.getContainerRuntimeClient(), catch: notFound })
+    const port = yield* freePort
+    const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: () =>
+          new tc.GenericContainer("redis:7")
+            .withNetworkMode("host")
+            .withCommand(["redis-server", ...args, "--protected-mode", "no"])
+            .withWaitStrategy(tc.Wait.forLogMessage(READY_LINE))
+            .start(),
+        catch: (cause) => new RedisTestServerError({ message: "Could not start a redis:7 container", cause })
+      }),
+      (started) => Effect.ignoreCause(Effect.promise(() => started.stop()))
+    )
+    return RedisTestServer.of({
+      url: `redis://127.0.0.1:${port}`,
+      host: "127.0.0.1",
+      port,
+      pid: undefined,
+      kind: "container"
+    })
+  }
+)
+
+/**
+ * Provides {@link RedisTestServer}: `REDIS_URL` if set, else a `redis-server` from `PATH` on a free port of
+ * 127.0.0.1, else a `redis:7` container when a container runtime answers.
+ *
+ * **Details**
+ *
+ * A spawned server runs with `--save "" --appendonly no --protected-mode no`, bound to 127.0.0.1 only. Building
+ * the layer waits (at most 10 seconds) until it prints "Ready to accept connections". Closing the layer scope sends
+ * SIGTERM, then SIGKILL after 2 seconds, and waits for the process to exit; if the Node process exits first, the
+ * server is killed too.
+ *
+ * Build it once per test file (e.g. with `layer` from `@effect/vitest` and `excludeTestServices: true`, so the
+ * readiness timeout runs on the real clock).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerServer: Layer.Layer<RedisTestServer, RedisTestServerError> = Layer.effect(
+  RedisTestServer,
+  Effect.suspend(() => {
+    const url = process.env.REDIS_URL
+    if (url !== undefined && url !== "") return fromUrl(url)
+    const binary = findOnPath("redis-server")
+    return binary !== undefined ? spawned(binary) : container
+  })
+)
+
+/**
+ * {@link layerServer} plus a connected `Redis.Redis` (and the raw `NodeRedis.NodeRedis` client) pointed at it.
+ *
+ * **Example** (A test file against a real Redis)
+ *
+ * ```ts
+ * import { assert, layer } from "@effect/vitest"
+ * import { Effect } from "effect"
+ * import * as Redis from "effect/persistence/Redis"
+ * import { RedisTestServer } from "@leasehold/testing"
+ *
+ * layer(RedisTestServer.layer, { excludeTestServices: true })("redis", (it) => {
+ *   it.effect("answers PING", () =>
+ *     Effect.gen(function*() {
+ *       const redis = yield* Redis.Redis
+ *       assert.strictEqual(yield* redis.send<string>("PING"), "PONG")
+ *     }))
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: Layer.Layer<
+  Redis.Redis | NodeRedis.NodeRedis | RedisTestServer,
+  RedisTestServerError | Redis.RedisError
+> = Layer.unwrap(
+  Effect.gen(function* () {
+    const server = yield* RedisTestServer
+    return NodeRedis.layer({ url: server.url })
+  })
+).pipe(Layer.provideMerge(layerServer))
+
+/**
+ * Sends `FLUSHALL`: removes every key of every database, so tests sharing one server start from an empty one.
+ *
+ * **Details**
+ *
+ * With `REDIS_URL` this empties that server too: point it at a server that holds nothing of value.
+ *
+ * **Example** (Isolating tests of one file)
+ *
+ * ```ts
+ * it.effect("starts empty", () =>
+ *   Effect.gen(function*() {
+ *     yield* RedisTestServer.flushAll
+ *     // ...
+ *   }))
+ * ```
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const flushAll: Effect.Effect<void, Redis.RedisError, Redis.Redis> = Effect.gen(function* () {
+  const redis = yield* Redis.Redis
+  yield* redis.send("FLUSHALL")
+})
