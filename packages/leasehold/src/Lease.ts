@@ -25,7 +25,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Context, Data, Deferred, Duration, Effect, Layer, Option, Result, Schedule, Scope } from "effect"
+import { Cause, Context, Data, Deferred, Duration, Effect, Layer, Option, Result, type Schedule, Scope } from "effect"
 import * as validate from "./internal/validate.ts"
 import * as LeaseError from "./LeaseError.ts"
 import * as LeaseKey from "./LeaseKey.ts"
@@ -121,7 +121,11 @@ export class Handle {
  */
 export type LeaseAttempt = Data.TaggedEnum<{
   Acquired: { readonly lease: Handle }
-  Held: { readonly key: LeaseKey.LeaseKey; readonly remaining: Duration.Duration; readonly owner: Option.Option<LeaseOwner> }
+  Held: {
+    readonly key: LeaseKey.LeaseKey
+    readonly remaining: Duration.Duration
+    readonly owner: Option.Option<LeaseOwner>
+  }
 }>
 
 /**
@@ -252,14 +256,22 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore>
       : Effect.fail(LeaseError.make(new LeaseError.ForeignLease({ key: lease.key, operation })))
   const validKey = (key: string) => fromResult(LeaseKey.decode(key))
 
-  /** A release that nobody waits for: used when an acquire's reply was lost but its command may have landed. */
-  const releaseInBackground = (key: LeaseKey.LeaseKey, token: LeaseToken) =>
-    Effect.forkDetach(Effect.ignore(store.release(key, token)))
+  /**
+   * Undoes an acquire whose reply was lost but whose command may have landed. After an interruption the release
+   * runs before the interruption completes (one bounded round trip), so the interrupter finds nothing locked; after
+   * a store failure it runs in the background, so a failing store does not double the caller's wait.
+   */
+  const undoAcquire =
+    (key: LeaseKey.LeaseKey, token: LeaseToken) =>
+    <E>(cause: Cause.Cause<E>) => {
+      const release = Effect.ignore(store.release(key, token))
+      return Cause.hasInterrupts(cause) ? release : Effect.forkDetach(release)
+    }
 
   /**
    * One acquire attempt with a fresh token. `onAcquired` runs uninterruptibly with the new lease, so a caller can
    * register its release before any interruption can land. If the attempt fails or is interrupted after the command
-   * may have reached the store, the token is released in the background, so nothing stays locked.
+   * may have reached the store, the token is released (`undoAcquire`), so nothing stays locked.
    */
   const attempt = (
     key: LeaseKey.LeaseKey,
@@ -271,7 +283,7 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore>
       Effect.uninterruptibleMask((restore) =>
         Effect.flatMap(monotonicMillis, (t0) =>
           restore(store.acquire(key, token, ttlMillis, owner.text)).pipe(
-            Effect.onError(() => releaseInBackground(key, token)),
+            Effect.onError(undoAcquire(key, token)),
             Effect.flatMap((reply): Effect.Effect<LeaseAttempt> => {
               if (reply._tag === "Held") {
                 const held = LeaseAttempt.Held({
@@ -279,7 +291,10 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore>
                   remaining: Duration.millis(reply.remainingMillis),
                   owner: Option.fromUndefinedOr(validate.parseOwner(reply.owner))
                 })
-                return Effect.as(observe(observer.contended({ key, remaining: held.remaining, holder: held.owner })), held)
+                return Effect.as(
+                  observe(observer.contended({ key, remaining: held.remaining, holder: held.owner })),
+                  held
+                )
               }
               const lease = new Handle({
                 key,
@@ -334,9 +349,9 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore>
 
   const release = Effect.fn("Lease.release")(function* (lease: Handle) {
     yield* checkStore(lease, "release")
-    const wasHeld = yield* store.release(lease.key, lease.token).pipe(
-      Effect.tapError((error) => observe(observer.releaseFailed(infoOf(lease), error)))
-    )
+    const wasHeld = yield* store
+      .release(lease.key, lease.token)
+      .pipe(Effect.tapError((error) => observe(observer.releaseFailed(infoOf(lease), error))))
     yield* observe(observer.released(infoOf(lease), wasHeld))
     return wasHeld
   })
@@ -553,7 +568,8 @@ export const acquire = (
 export const renew = (
   lease: Handle,
   ttl?: Duration.Input
-): Effect.Effect<Option.Option<Handle>, LeaseError.LeaseError, Lease> => Lease.use((service) => service.renew(lease, ttl))
+): Effect.Effect<Option.Option<Handle>, LeaseError.LeaseError, Lease> =>
+  Lease.use((service) => service.renew(lease, ttl))
 
 /**
  * Releases a lease if its token still holds the key; `true` when it did, `false` when it was not held any more.

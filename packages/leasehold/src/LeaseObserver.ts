@@ -108,9 +108,9 @@ const annotate =
 export const log: LeaseObserver = {
   acquired: (lease) => Effect.logDebug(`lease acquired (ttl ${Duration.format(lease.ttl)})`).pipe(annotate(lease)),
   contended: (c) =>
-    Effect.logDebug(`lease held by ${Option.match(c.holder, { onNone: () => "another holder", onSome: (owner) => owner.id })}, ${Duration.format(c.remaining)} left`).pipe(
-      annotate(c)
-    ),
+    Effect.logDebug(
+      `lease held by ${Option.match(c.holder, { onNone: () => "another holder", onSome: (owner) => owner.id })}, ${Duration.format(c.remaining)} left`
+    ).pipe(annotate(c)),
   renewed: (lease) => Effect.logDebug("lease renewed").pipe(annotate(lease)),
   renewFailed: (lease, error) => Effect.logWarning(`lease renew failed: ${error.message}`).pipe(annotate(lease)),
   lost: (lease, reason) => Effect.logWarning(`lease lost (${reason})`).pipe(annotate(lease)),

@@ -71,7 +71,11 @@ export interface LeaseStore {
     ttlMillis: number,
     owner: string | undefined
   ) => Effect.Effect<AcquireReply, LeaseError.LeaseError>
-  readonly renew: (key: LeaseKey, token: LeaseToken, ttlMillis: number) => Effect.Effect<RenewReply, LeaseError.LeaseError>
+  readonly renew: (
+    key: LeaseKey,
+    token: LeaseToken,
+    ttlMillis: number
+  ) => Effect.Effect<RenewReply, LeaseError.LeaseError>
   readonly release: (key: LeaseKey, token: LeaseToken) => Effect.Effect<boolean, LeaseError.LeaseError>
   readonly isHeld: (key: LeaseKey, token: LeaseToken) => Effect.Effect<boolean, LeaseError.LeaseError>
   readonly inspect: (key: LeaseKey) => Effect.Effect<Option.Option<Snapshot>, LeaseError.LeaseError>
@@ -256,7 +260,9 @@ export const makeRedis = Effect.fnUntraced(function* (options?: RedisOptions) {
         Effect.flatMap((reply) => {
           const parsed = parse(reply)
           return parsed === undefined
-            ? Effect.fail(unavailable(operation, key, new Error(`unexpected reply from Redis: ${JSON.stringify(reply)}`)))
+            ? Effect.fail(
+                unavailable(operation, key, new Error(`unexpected reply from Redis: ${JSON.stringify(reply)}`))
+              )
             : Effect.succeed(parsed)
         })
       )

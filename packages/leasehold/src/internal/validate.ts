@@ -15,7 +15,8 @@ const invalidTtl = (input: unknown, problem: string) =>
 const wholeMillis = (input: Duration.Input): number | string => {
   if (typeof input === "number" && Number.isNaN(input)) return "it is NaN"
   const duration = Duration.fromInput(input)
-  if (duration._tag === "None") return "it is not a duration (use a number of milliseconds, a Duration, or e.g. \"30 seconds\")"
+  if (duration._tag === "None")
+    return 'it is not a duration (use a number of milliseconds, a Duration, or e.g. "30 seconds")'
   if (!Duration.isFinite(duration.value)) return "it is infinite"
   const millis = Duration.toMillis(duration.value)
   if (millis < 0 || Duration.isNegative(duration.value)) return "it is negative"
@@ -50,7 +51,10 @@ export const renewEveryMillis = (
   if (typeof millis === "string") return invalidOption("renewEvery", millis)
   if (millis === 0) return invalidOption("renewEvery", "it is zero")
   if (millis > most) {
-    return invalidOption("renewEvery", `${millis} ms is more than a third of the TTL (${most} ms), too late to renew safely`)
+    return invalidOption(
+      "renewEvery",
+      `${millis} ms is more than a third of the TTL (${most} ms), too late to renew safely`
+    )
   }
   return Result.succeed(millis)
 }

@@ -1,0 +1,12 @@
+import { RedisTestServer } from "@leasehold/testing"
+import * as LeaseStoreContract from "@leasehold/testing/LeaseStoreContract"
+import { Effect, Layer } from "effect"
+import { TestClock } from "effect/testing"
+import { LeaseStore } from "leasehold"
+
+LeaseStoreContract.run("memory (TestClock)", LeaseStore.layerMemory, { elapse: TestClock.adjust })
+
+LeaseStoreContract.run("redis", LeaseStore.layerRedis().pipe(Layer.provide(RedisTestServer.layer)), {
+  elapse: Effect.sleep,
+  excludeTestServices: true
+})

@@ -1,0 +1,51 @@
+import { LeaseObserver, TokenSource } from "@leasehold/testing"
+import { Effect, Layer } from "effect"
+import { Lease, LeaseStore } from "leasehold"
+
+/** One store operation as the Lease service issued it. */
+export interface StoreCall {
+  readonly op: "acquire" | "renew" | "release" | "isHeld" | "inspect"
+  readonly key: string
+}
+
+/** Replaces some operations of the real memory store (which it receives) with faulty ones. */
+export type Faults = (store: LeaseStore.LeaseStore) => Partial<Omit<LeaseStore.LeaseStore, "id">>
+
+/**
+ * A Lease service over a fresh memory store (on Effect's clock, so TestClock drives it), with deterministic tokens
+ * (`test-token-000001`, …), a recording observer, the store itself in context, and a log of every store call.
+ */
+export const makeTestLease = (faults: Faults = () => ({})) => {
+  const calls: Array<StoreCall> = []
+  const store = Layer.effect(
+    LeaseStore.LeaseStore,
+    Effect.map(LeaseStore.makeMemory, (memory) => {
+      const store = { ...memory, ...faults(memory) }
+      const logged = <F extends (key: any, ...rest: Array<any>) => Effect.Effect<any, any>>(
+        op: StoreCall["op"],
+        f: F
+      ): F =>
+        ((key: string, ...rest: Array<any>) =>
+          Effect.suspend(() => {
+            calls.push({ op, key })
+            return f(key, ...rest)
+          })) as F
+      return LeaseStore.LeaseStore.of({
+        id: memory.id,
+        acquire: logged("acquire", store.acquire),
+        renew: logged("renew", store.renew),
+        release: logged("release", store.release),
+        isHeld: logged("isHeld", store.isHeld),
+        inspect: logged("inspect", store.inspect)
+      })
+    })
+  )
+  // Layer.fresh: Lease.layer is one object, and a memo map would otherwise share one build between test layers.
+  const layer = Layer.fresh(Lease.layer).pipe(
+    Layer.provideMerge(store),
+    Layer.provideMerge(LeaseObserver.layerRecording),
+    Layer.provide(TokenSource.layerSequence())
+  )
+  const count = (op: StoreCall["op"]) => calls.filter((call) => call.op === op).length
+  return { layer, calls, count }
+}
