@@ -54,6 +54,16 @@ export const minimumAutoRenewTtl: Duration.Duration = Duration.millis(100)
 export const driftMillis = (ttlMillis: number): number => ttlMillis * 0.01 + 2
 
 /**
+ * How long before a lease's `validUntil` an auto-renewed lease stops trying to renew and interrupts the work:
+ * room for a late timer (Node's fire 1 to several milliseconds late) and for the interruption to land, so the work
+ * stops before the lease can expire in the store. A tenth of the TTL, at most 10 ms.
+ *
+ * @category constants
+ * @since 0.1.0
+ */
+export const reactionMillis = (ttlMillis: number): number => Math.min(10, ttlMillis / 10)
+
+/**
  * A held lease (the seed's `Lease`): the key, the token that proves ownership, the TTL, the owner metadata, the
  * fence (a per-key counter that rises with every acquire, for protected resources to reject stale holders), the
  * store's time of acquisition, and `validUntil`, the local deadline (monotonic clock, milliseconds) after which the
@@ -438,8 +448,8 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore>
 
   /**
    * Renews every `intervalMillis` (measured from the start of the last successful renew). Each attempt is bounded
-   * by the lease's validity deadline; a failed attempt is retried until then. On a definite "not held" or at the
-   * deadline, the loss is published and `onLost` runs.
+   * by the lease's validity deadline less the reaction time; a failed attempt is retried until then. On a definite
+   * "not held" or at that deadline, the loss is published and `onLost` runs.
    */
   const keepRenewed = (
     first: Handle,
@@ -451,6 +461,7 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore>
     Effect.gen(function* () {
       const ttlMillis = Duration.toMillis(first.ttl)
       const margin = ttlMillis - driftMillis(ttlMillis)
+      const reaction = reactionMillis(ttlMillis)
       let lease = first
       const lose = (reason: LeaseError.LostBecause) =>
         Effect.gen(function* () {
@@ -464,7 +475,8 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore>
         if (sleepFor > 0) yield* Effect.sleep(Duration.millis(Math.ceil(sleepFor)))
         for (let failures = 0; ; failures++) {
           const t0 = yield* monotonicMillis
-          const left = lease.validUntil - t0
+          const deadline = lease.validUntil - reaction
+          const left = deadline - t0
           if (left <= 0) return yield* lose("store-unavailable")
           const reply = yield* store.renew(lease.key, lease.token, ttlMillis).pipe(
             Effect.timeoutOrElse({
@@ -490,7 +502,7 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore>
             break
           }
           yield* observe(observer.renewFailed(infoOf(lease), reply.failure))
-          const retryIn = Math.min(10 * 2 ** failures, intervalMillis / 2, lease.validUntil - (yield* monotonicMillis))
+          const retryIn = Math.min(10 * 2 ** failures, intervalMillis / 2, deadline - (yield* monotonicMillis))
           if (retryIn > 0) yield* Effect.sleep(Duration.millis(Math.ceil(retryIn)))
         }
       }

@@ -401,7 +401,9 @@ export const layer: Layer.Layer<
 > = Layer.unwrap(
   Effect.gen(function* () {
     const server = yield* RedisTestServer
-    return NodeRedis.layer({ url: server.url })
+    // Without the offline queue, a command sent while the server is down fails at once instead of waiting for a
+    // reconnect, and closing the client cannot hang on commands queued for a server that is gone.
+    return NodeRedis.layer({ url: server.url, disableOfflineQueue: true })
   })
 ).pipe(Layer.provideMerge(layerServer))
 
