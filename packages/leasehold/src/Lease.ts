@@ -163,7 +163,10 @@ export interface LeaseInfo {
 /**
  * A lease held by `scoped` for the life of a `Scope`, renewed in the background.
  * - `current`: the handle as of its latest renew (its `validUntil` moves on);
- * - `lost`: waits until the lease is lost and gives the reason; never completes while it is kept.
+ * - `lost`: waits until the lease is lost and gives the reason; never completes while it is kept;
+ * - `ensureValid`: fails with `LeaseLost` if the lease was lost or its local validity deadline has passed. Call it
+ *   right before each protected side effect: after a pause of the whole process (a long GC, a blocked event loop)
+ *   it refuses the step even before the renew fiber has had a chance to notice the loss.
  *
  * @category models
  * @since 0.1.0
@@ -173,6 +176,7 @@ export interface Active {
   readonly fence: bigint
   readonly current: Effect.Effect<Handle>
   readonly lost: Effect.Effect<LeaseError.LeaseLost>
+  readonly ensureValid: Effect.Effect<void, LeaseError.LeaseError>
 }
 
 /**
@@ -532,11 +536,20 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore>
       keepRenewed(lease, intervalMillis, (renewed) => (current = renewed), lost, onLost),
       scope
     )
+    const ensureValid = Effect.flatMap(monotonicMillis, (now) => {
+      if (Deferred.isDoneUnsafe(lost))
+        return Effect.flatMap(Deferred.await(lost), (l) => Effect.fail(LeaseError.make(l)))
+      if (now < current.validUntil) return Effect.void
+      return Effect.fail(
+        LeaseError.make(new LeaseError.LeaseLost({ key: validatedKey, reason: "expired", fence: lease.fence }))
+      )
+    })
     return identity<Active>({
       key: validatedKey,
       fence: lease.fence,
       current: Effect.sync(() => current),
-      lost: Deferred.await(lost)
+      lost: Deferred.await(lost),
+      ensureValid
     })
   })
 

@@ -159,6 +159,32 @@ describe("Lease auto-renew (memory store, TestClock)", () => {
   })
 })
 
+describe("Lease after a stall of the whole process (memory store, real clock)", () => {
+  it.live("ensureValid refuses the next protected step once the event loop was blocked past the deadline", () => {
+    const { layer } = makeTestLease()
+    return Effect.gen(function* () {
+      const steps: Array<string> = []
+      const exit = yield* Effect.exit(
+        Lease.withLease("stall", 150, (lease) =>
+          Effect.gen(function* () {
+            yield* lease.ensureValid
+            steps.push("before the stall")
+            const until = performance.now() + 300
+            while (performance.now() < until) {
+              // a synchronous stall: a long GC pause or a blocked event loop
+            }
+            yield* lease.ensureValid
+            steps.push("after the stall")
+          })
+        )
+      )
+      assert.deepStrictEqual(steps, ["before the stall"])
+      const reason = reasonOf(failureOf(exit))
+      assert.strictEqual(reason._tag, "LeaseLost")
+    }).pipe(Effect.provide(layer))
+  })
+})
+
 describe("Lease scope and interruption (memory store, TestClock)", () => {
   it.effect("on scope close the renewals stop first, then the release; none run afterwards", () => {
     const { layer, calls } = makeTestLease()

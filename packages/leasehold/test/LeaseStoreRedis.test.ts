@@ -87,7 +87,19 @@ layer(TestLayer, { excludeTestServices: true })("Redis store", (it) => {
       // Redis counts the commands a script runs too; the client sent only the six EVALSHA (no EVAL, no SCRIPT LOAD).
       const { evalsha, ...others } = yield* commandCounts
       assert.strictEqual(evalsha, 6)
-      const scriptCommands = ["exists", "pttl", "hget", "incr", "get", "time", "hset", "pexpire", "del", "publish", "hmget"]
+      const scriptCommands = [
+        "exists",
+        "pttl",
+        "hget",
+        "incr",
+        "get",
+        "time",
+        "hset",
+        "pexpire",
+        "del",
+        "publish",
+        "hmget"
+      ]
       assert.deepStrictEqual(
         Object.keys(others).filter((name) => !scriptCommands.includes(name)),
         ["config|resetstat"]
