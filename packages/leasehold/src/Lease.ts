@@ -27,6 +27,7 @@
  */
 import { Cause, Context, Data, Deferred, Duration, Effect, Layer, Option, Result, type Schedule, Scope } from "effect"
 import * as validate from "./internal/validate.ts"
+import * as waitRoom from "./internal/waitRoom.ts"
 import * as LeaseError from "./LeaseError.ts"
 import * as LeaseKey from "./LeaseKey.ts"
 import * as LeaseObserver from "./LeaseObserver.ts"
@@ -252,309 +253,383 @@ class StillHeld extends Data.TaggedError("StillHeld")<{ readonly attempt: LeaseA
  * @category constructors
  * @since 0.1.0
  */
-export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore> = Effect.gen(function* () {
-  const store = yield* LeaseStore.LeaseStore
-  const tokens = yield* TokenSource.TokenSource
-  const observer = yield* LeaseObserver.LeaseObserver
+export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore | Scope.Scope> = Effect.gen(
+  function* () {
+    const store = yield* LeaseStore.LeaseStore
+    const tokens = yield* TokenSource.TokenSource
+    const observer = yield* LeaseObserver.LeaseObserver
 
-  const observe = (event: Effect.Effect<void>) => Effect.ignoreCause(event)
-  const infoOf = (lease: Handle): LeaseObserver.LeaseInfo => ({
-    key: lease.key,
-    fence: lease.fence,
-    ttl: lease.ttl,
-    owner: lease.owner
-  })
-  const checkStore = (lease: Handle, operation: string) =>
-    lease.storeId === store.id
-      ? Effect.void
-      : Effect.fail(LeaseError.make(new LeaseError.ForeignLease({ key: lease.key, operation })))
-  const validKey = (key: string) => fromResult(LeaseKey.decode(key))
-
-  /**
-   * Undoes an acquire whose reply was lost but whose command may have landed. After an interruption the release
-   * runs before the interruption completes (one bounded round trip), so the interrupter finds nothing locked; after
-   * a store failure it runs in the background, so a failing store does not double the caller's wait.
-   */
-  const undoAcquire =
-    (key: LeaseKey.LeaseKey, token: LeaseToken) =>
-    <E>(cause: Cause.Cause<E>) => {
-      const release = Effect.ignore(store.release(key, token))
-      return Cause.hasInterrupts(cause) ? release : Effect.forkDetach(release)
-    }
-
-  /**
-   * One acquire attempt with a fresh token. `onAcquired` runs uninterruptibly with the new lease, so a caller can
-   * register its release before any interruption can land. If the attempt fails or is interrupted after the command
-   * may have reached the store, the token is released (`undoAcquire`), so nothing stays locked.
-   */
-  const attempt = (
-    key: LeaseKey.LeaseKey,
-    ttlMillis: number,
-    owner: { readonly text: string | undefined; readonly value: Option.Option<LeaseOwner> },
-    onAcquired: (lease: Handle) => Effect.Effect<void>
-  ): Effect.Effect<LeaseAttempt, LeaseError.LeaseError> =>
-    Effect.flatMap(tokens.newToken, (token) =>
-      Effect.uninterruptibleMask((restore) =>
-        Effect.flatMap(monotonicMillis, (t0) =>
-          restore(store.acquire(key, token, ttlMillis, owner.text)).pipe(
-            Effect.onError(undoAcquire(key, token)),
-            Effect.flatMap((reply): Effect.Effect<LeaseAttempt> => {
-              if (reply._tag === "Held") {
-                const held = LeaseAttempt.Held({
-                  key,
-                  remaining: Duration.millis(reply.remainingMillis),
-                  owner: Option.fromUndefinedOr(validate.parseOwner(reply.owner))
-                })
-                return Effect.as(
-                  observe(observer.contended({ key, remaining: held.remaining, holder: held.owner })),
-                  held
-                )
-              }
-              const lease = new Handle({
-                key,
-                token,
-                ttl: Duration.millis(ttlMillis),
-                owner: owner.value,
-                fence: reply.fence,
-                acquiredAt: new Date(reply.acquiredAt),
-                validUntil: t0 + ttlMillis - driftMillis(ttlMillis),
-                storeId: store.id
-              })
-              return onAcquired(lease).pipe(
-                Effect.andThen(observe(observer.acquired(infoOf(lease)))),
-                Effect.as(LeaseAttempt.Acquired({ lease }))
-              )
-            })
-          )
-        )
-      )
-    )
-
-  const ownerOf = (owner: LeaseOwner | undefined) =>
-    Effect.map(fromResult(validate.encodeOwner(owner)), (text) => ({
-      text,
-      value: text === undefined ? Option.none<LeaseOwner>() : Option.some(owner as LeaseOwner)
-    }))
-
-  const acquire = Effect.fn("Lease.acquire")(function* (key: string, ttl: Duration.Input, options?: AcquireOptions) {
-    const validatedKey = yield* validKey(key)
-    const ttlMillis = yield* fromResult(validate.ttlMillis(ttl, 1, "for a lease"))
-    const owner = yield* ownerOf(options?.owner)
-    return yield* attempt(validatedKey, ttlMillis, owner, () => Effect.void)
-  })
-
-  const renew = Effect.fn("Lease.renew")(function* (lease: Handle, ttl?: Duration.Input) {
-    yield* checkStore(lease, "renew")
-    const ttlMillis = yield* fromResult(validate.ttlMillis(ttl ?? lease.ttl, 1, "for a lease"))
-    const t0 = yield* monotonicMillis
-    const reply = yield* store.renew(lease.key, lease.token, ttlMillis)
-    if (reply !== "renewed") {
-      yield* observe(observer.lost(infoOf(lease), reply))
-      return Option.none<Handle>()
-    }
-    const renewed = new Handle({
-      ...lease,
-      ttl: Duration.millis(ttlMillis),
-      validUntil: t0 + ttlMillis - driftMillis(ttlMillis)
-    })
-    yield* observe(observer.renewed(infoOf(renewed)))
-    return Option.some(renewed)
-  })
-
-  const release = Effect.fn("Lease.release")(function* (lease: Handle) {
-    yield* checkStore(lease, "release")
-    const wasHeld = yield* store
-      .release(lease.key, lease.token)
-      .pipe(Effect.tapError((error) => observe(observer.releaseFailed(infoOf(lease), error))))
-    yield* observe(observer.released(infoOf(lease), wasHeld))
-    return wasHeld
-  })
-
-  const checkOwnership = Effect.fn("Lease.checkOwnership")(function* (lease: Handle) {
-    yield* checkStore(lease, "check ownership of")
-    return yield* store.isHeld(lease.key, lease.token)
-  })
-
-  const inspect = Effect.fn("Lease.inspect")(function* (key: string) {
-    const validatedKey = yield* validKey(key)
-    const snapshot = yield* store.inspect(validatedKey)
-    return Option.map(
-      snapshot,
-      (s): LeaseInfo => ({
-        key: validatedKey,
-        owner: Option.fromUndefinedOr(validate.parseOwner(s.owner)),
-        remaining: Duration.millis(s.remainingMillis),
-        fence: s.fence,
-        acquiredAt: new Date(s.acquiredAt)
-      })
-    )
-  })
-
-  /** Tries until acquired, as the wait policy allows; fails with `AcquireTimeout` when it runs out. */
-  const acquireWaiting = (
-    key: LeaseKey.LeaseKey,
-    ttlMillis: number,
-    owner: { readonly text: string | undefined; readonly value: Option.Option<LeaseOwner> },
-    wait: validate.WaitPolicy,
-    onAcquired: (lease: Handle) => Effect.Effect<void>
-  ): Effect.Effect<Handle, LeaseError.LeaseError> =>
-    Effect.gen(function* () {
-      const start = yield* monotonicMillis
-      const once = attempt(key, ttlMillis, owner, onAcquired).pipe(
-        Effect.flatMap((result) =>
-          result._tag === "Acquired" ? Effect.succeed(result.lease) : Effect.fail(new StillHeld({ attempt: result }))
-        )
-      )
-      const timedOut = (held: StillHeld) =>
-        Effect.flatMap(monotonicMillis, (now) =>
-          Effect.fail(
-            LeaseError.make(
-              new LeaseError.AcquireTimeout({
-                key,
-                waited: Duration.millis(Math.round(now - start)),
-                holder: Option.getOrUndefined(held.attempt.owner)
-              })
-            )
-          )
-        )
-      if (wait._tag === "Schedule") {
-        return yield* once.pipe(
-          Effect.retry({ schedule: wait.schedule, while: (e) => e._tag === "StillHeld" }),
-          Effect.catchTag("StillHeld", timedOut)
-        )
-      }
-      for (let round = 0; ; round++) {
-        const result = yield* Effect.result(once)
-        if (Result.isSuccess(result)) return result.success
-        if (result.failure._tag !== "StillHeld") return yield* Effect.fail(result.failure)
-        const left = start + wait.millis - (yield* monotonicMillis)
-        if (left <= 0) return yield* timedOut(result.failure)
-        const backoff = Math.min(5 * 1.5 ** round, 50) * (0.8 + Math.random() * 0.4)
-        const holderLeft = Duration.toMillis(result.failure.attempt.remaining)
-        yield* Effect.sleep(Duration.millis(Math.ceil(Math.min(backoff, holderLeft, left))))
-      }
-    })
-
-  /** Final release of an auto-renewed lease: bounded by the store, reported, never failing the scope. */
-  const finalRelease = (lease: Handle) =>
-    store.release(lease.key, lease.token).pipe(
-      Effect.matchEffect({
-        onSuccess: (wasHeld) => observe(observer.released(infoOf(lease), wasHeld)),
-        onFailure: (error) =>
-          Effect.andThen(
-            observe(observer.releaseFailed(infoOf(lease), error)),
-            Effect.logWarning("leasehold: release failed; the lease will expire at its TTL", error.message).pipe(
-              Effect.annotateLogs({ leaseKey: lease.key, fence: String(lease.fence) })
-            )
-          )
-      })
-    )
-
-  /**
-   * Renews every `intervalMillis` (measured from the start of the last successful renew). Each attempt is bounded
-   * by the lease's validity deadline less the reaction time; a failed attempt is retried until then. On a definite
-   * "not held" or at that deadline, the loss is published and `onLost` runs.
-   */
-  const keepRenewed = (
-    first: Handle,
-    intervalMillis: number,
-    update: (lease: Handle) => void,
-    lost: Deferred.Deferred<LeaseError.LeaseLost>,
-    onLost: Effect.Effect<void>
-  ) =>
-    Effect.gen(function* () {
-      const ttlMillis = Duration.toMillis(first.ttl)
-      const margin = ttlMillis - driftMillis(ttlMillis)
-      const reaction = reactionMillis(ttlMillis)
-      let lease = first
-      const lose = (reason: LeaseError.LostBecause) =>
-        Effect.gen(function* () {
-          yield* observe(observer.lost(infoOf(lease), reason))
-          yield* Deferred.succeed(lost, new LeaseError.LeaseLost({ key: lease.key, reason, fence: lease.fence }))
-          yield* onLost
-        })
-      while (true) {
-        const renewedAt = lease.validUntil - margin
-        const sleepFor = renewedAt + intervalMillis - (yield* monotonicMillis)
-        if (sleepFor > 0) yield* Effect.sleep(Duration.millis(Math.ceil(sleepFor)))
-        for (let failures = 0; ; failures++) {
-          const t0 = yield* monotonicMillis
-          const deadline = lease.validUntil - reaction
-          const left = deadline - t0
-          if (left <= 0) return yield* lose("store-unavailable")
-          const reply = yield* store.renew(lease.key, lease.token, ttlMillis).pipe(
-            Effect.timeoutOrElse({
-              duration: Duration.millis(Math.ceil(left)),
-              orElse: () =>
-                Effect.fail(
-                  LeaseError.make(
-                    new LeaseError.StoreUnavailable({
-                      operation: "renew",
-                      key: lease.key,
-                      cause: new Cause.TimeoutError("no renew reply before the lease's validity deadline")
-                    })
-                  )
-                )
-            }),
-            Effect.result
-          )
-          if (Result.isSuccess(reply)) {
-            if (reply.success !== "renewed") return yield* lose(reply.success)
-            lease = new Handle({ ...lease, validUntil: t0 + margin })
-            update(lease)
-            yield* observe(observer.renewed(infoOf(lease)))
-            break
-          }
-          yield* observe(observer.renewFailed(infoOf(lease), reply.failure))
-          const retryIn = Math.min(10 * 2 ** failures, intervalMillis / 2, deadline - (yield* monotonicMillis))
-          if (retryIn > 0) yield* Effect.sleep(Duration.millis(Math.ceil(retryIn)))
-        }
-      }
-    })
-
-  const scoped = Effect.fn("Lease.scoped")(function* (
-    key: string,
-    ttl: Duration.Input,
-    options?: ScopedOptions & { readonly interruptOnLoss?: boolean | undefined }
-  ) {
-    const validatedKey = yield* validKey(key)
-    const ttlMillis = yield* fromResult(
-      validate.ttlMillis(ttl, Duration.toMillis(minimumAutoRenewTtl), "for an auto-renewed lease")
-    )
-    const intervalMillis = yield* fromResult(validate.renewEveryMillis(options?.renewEvery, ttlMillis))
-    const wait = yield* fromResult(validate.waitPolicy(options?.wait, ttlMillis))
-    const owner = yield* ownerOf(options?.owner)
-    const scope = yield* Effect.scope
-    const holder = yield* Effect.fiber
-    const lease = yield* acquireWaiting(validatedKey, ttlMillis, owner, wait, (lease) =>
-      Scope.addFinalizer(scope, finalRelease(lease))
-    )
-    let current = lease
-    const lost = yield* Deferred.make<LeaseError.LeaseLost>()
-    const onLost = options?.interruptOnLoss === false ? Effect.void : Effect.sync(() => holder.interruptUnsafe())
-    yield* Effect.forkIn(
-      keepRenewed(lease, intervalMillis, (renewed) => (current = renewed), lost, onLost),
-      scope
-    )
-    const ensureValid = Effect.flatMap(monotonicMillis, (now) => {
-      if (Deferred.isDoneUnsafe(lost))
-        return Effect.flatMap(Deferred.await(lost), (l) => Effect.fail(LeaseError.make(l)))
-      if (now < current.validUntil) return Effect.void
-      return Effect.fail(
-        LeaseError.make(new LeaseError.LeaseLost({ key: validatedKey, reason: "expired", fence: lease.fence }))
-      )
-    })
-    return identity<Active>({
-      key: validatedKey,
+    const observe = (event: Effect.Effect<void>) => Effect.ignoreCause(event)
+    const infoOf = (lease: Handle): LeaseObserver.LeaseInfo => ({
+      key: lease.key,
       fence: lease.fence,
-      current: Effect.sync(() => current),
-      lost: Deferred.await(lost),
-      ensureValid
+      ttl: lease.ttl,
+      owner: lease.owner
     })
-  })
+    const checkStore = (lease: Handle, operation: string) =>
+      lease.storeId === store.id
+        ? Effect.void
+        : Effect.fail(LeaseError.make(new LeaseError.ForeignLease({ key: lease.key, operation })))
+    const validKey = (key: string) => fromResult(LeaseKey.decode(key))
 
-  return Lease.of({ acquire, renew, release, checkOwnership, inspect, scoped })
-})
+    /**
+     * Undoes an acquire whose reply was lost but whose command may have landed. After an interruption the release
+     * runs before the interruption completes (one bounded round trip), so the interrupter finds nothing locked; after
+     * a store failure it runs in the background, so a failing store does not double the caller's wait.
+     */
+    const undoAcquire =
+      (key: LeaseKey.LeaseKey, token: LeaseToken) =>
+      <E>(cause: Cause.Cause<E>) => {
+        const release = Effect.ignore(store.release(key, token))
+        return Cause.hasInterrupts(cause) ? release : Effect.forkDetach(release)
+      }
+
+    /**
+     * One acquire attempt with a fresh token. `onAcquired` runs uninterruptibly with the new lease, so a caller can
+     * register its release before any interruption can land. If the attempt fails or is interrupted after the command
+     * may have reached the store, the token is released (`undoAcquire`), so nothing stays locked.
+     */
+    const attempt = (
+      key: LeaseKey.LeaseKey,
+      ttlMillis: number,
+      owner: { readonly text: string | undefined; readonly value: Option.Option<LeaseOwner> },
+      onAcquired: (lease: Handle) => Effect.Effect<void>
+    ): Effect.Effect<LeaseAttempt, LeaseError.LeaseError> =>
+      Effect.flatMap(tokens.newToken, (token) =>
+        Effect.uninterruptibleMask((restore) =>
+          Effect.flatMap(monotonicMillis, (t0) =>
+            restore(store.acquire(key, token, ttlMillis, owner.text)).pipe(
+              Effect.onError(undoAcquire(key, token)),
+              Effect.flatMap((reply): Effect.Effect<LeaseAttempt> => {
+                if (reply._tag === "Held") {
+                  const held = LeaseAttempt.Held({
+                    key,
+                    remaining: Duration.millis(reply.remainingMillis),
+                    owner: Option.fromUndefinedOr(validate.parseOwner(reply.owner))
+                  })
+                  return Effect.as(
+                    observe(observer.contended({ key, remaining: held.remaining, holder: held.owner })),
+                    held
+                  )
+                }
+                const lease = new Handle({
+                  key,
+                  token,
+                  ttl: Duration.millis(ttlMillis),
+                  owner: owner.value,
+                  fence: reply.fence,
+                  acquiredAt: new Date(reply.acquiredAt),
+                  validUntil: t0 + ttlMillis - driftMillis(ttlMillis),
+                  storeId: store.id
+                })
+                return onAcquired(lease).pipe(
+                  Effect.andThen(observe(observer.acquired(infoOf(lease)))),
+                  Effect.as(LeaseAttempt.Acquired({ lease }))
+                )
+              })
+            )
+          )
+        )
+      )
+
+    const ownerOf = (owner: LeaseOwner | undefined) =>
+      Effect.map(fromResult(validate.encodeOwner(owner)), (text) => ({
+        text,
+        value: text === undefined ? Option.none<LeaseOwner>() : Option.some(owner as LeaseOwner)
+      }))
+
+    const acquire = Effect.fn("Lease.acquire")(function* (key: string, ttl: Duration.Input, options?: AcquireOptions) {
+      const validatedKey = yield* validKey(key)
+      const ttlMillis = yield* fromResult(validate.ttlMillis(ttl, 1, "for a lease"))
+      const owner = yield* ownerOf(options?.owner)
+      return yield* attempt(validatedKey, ttlMillis, owner, () => Effect.void)
+    })
+
+    const renew = Effect.fn("Lease.renew")(function* (lease: Handle, ttl?: Duration.Input) {
+      yield* checkStore(lease, "renew")
+      const ttlMillis = yield* fromResult(validate.ttlMillis(ttl ?? lease.ttl, 1, "for a lease"))
+      const t0 = yield* monotonicMillis
+      const reply = yield* store.renew(lease.key, lease.token, ttlMillis)
+      if (reply !== "renewed") {
+        yield* observe(observer.lost(infoOf(lease), reply))
+        return Option.none<Handle>()
+      }
+      const renewed = new Handle({
+        ...lease,
+        ttl: Duration.millis(ttlMillis),
+        validUntil: t0 + ttlMillis - driftMillis(ttlMillis)
+      })
+      yield* observe(observer.renewed(infoOf(renewed)))
+      return Option.some(renewed)
+    })
+
+    const release = Effect.fn("Lease.release")(function* (lease: Handle) {
+      yield* checkStore(lease, "release")
+      const wasHeld = yield* store
+        .release(lease.key, lease.token)
+        .pipe(Effect.tapError((error) => observe(observer.releaseFailed(infoOf(lease), error))))
+      yield* observe(observer.released(infoOf(lease), wasHeld))
+      return wasHeld
+    })
+
+    const checkOwnership = Effect.fn("Lease.checkOwnership")(function* (lease: Handle) {
+      yield* checkStore(lease, "check ownership of")
+      return yield* store.isHeld(lease.key, lease.token)
+    })
+
+    const inspect = Effect.fn("Lease.inspect")(function* (key: string) {
+      const validatedKey = yield* validKey(key)
+      const snapshot = yield* store.inspect(validatedKey)
+      return Option.map(
+        snapshot,
+        (s): LeaseInfo => ({
+          key: validatedKey,
+          owner: Option.fromUndefinedOr(validate.parseOwner(s.owner)),
+          remaining: Duration.millis(s.remainingMillis),
+          fence: s.fence,
+          acquiredAt: new Date(s.acquiredAt)
+        })
+      )
+    })
+
+    const room = waitRoom.make<Option.Option<LeaseOwner>>()
+    const layerScope = yield* Effect.scope
+    const unwatched: LeaseStore.ReleaseWatch = { healthy: () => false }
+    let watching: Deferred.Deferred<LeaseStore.ReleaseWatch> | undefined
+
+    /**
+     * The store's release notifications, opened once for the life of the layer (one subscription per process and
+     * store, shared by every waiter) when the first waiter needs them. If they cannot be opened, waiters poll, and the
+     * next waiter tries to open them again.
+     */
+    const releaseWatch = Effect.suspend(() => {
+      if (watching !== undefined) return Deferred.await(watching)
+      const opened = Deferred.makeUnsafe<LeaseStore.ReleaseWatch>()
+      watching = opened
+      const open = store.watchReleases(room.notify).pipe(
+        Scope.provide(layerScope),
+        Effect.catch((error) =>
+          Effect.logWarning("leasehold: cannot listen for releases; waiters poll", error.message).pipe(
+            Effect.andThen(
+              Effect.sync(() => {
+                watching = undefined
+              })
+            ),
+            Effect.as(unwatched)
+          )
+        ),
+        Effect.flatMap((watch) => Deferred.succeed(opened, watch))
+      )
+      return Effect.forkIn(open, layerScope).pipe(Effect.andThen(Deferred.await(opened)))
+    })
+
+    const timedOut = (key: LeaseKey.LeaseKey, waitedMillis: number, holder: Option.Option<LeaseOwner> | undefined) =>
+      Effect.fail(
+        LeaseError.make(
+          new LeaseError.AcquireTimeout({
+            key,
+            waited: Duration.millis(Math.round(waitedMillis)),
+            holder: holder === undefined ? undefined : Option.getOrUndefined(holder)
+          })
+        )
+      )
+
+    /**
+     * Waits for a held key in this process's queue for it: first come, first served. Only the head sends commands:
+     * it tries, and when the key is held it sleeps until a release is announced, or until the holder's lease would
+     * expire (a crashed holder), or, when the announcements are not heard, a jittered safety-net delay.
+     */
+    const waitInQueue = (
+      key: LeaseKey.LeaseKey,
+      ttlMillis: number,
+      owner: { readonly text: string | undefined; readonly value: Option.Option<LeaseOwner> },
+      budgetMillis: number,
+      onAcquired: (lease: Handle) => Effect.Effect<void>
+    ): Effect.Effect<Handle, LeaseError.LeaseError> =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const start = yield* monotonicMillis
+          if (!room.hasWaiters(key)) {
+            const first = yield* attempt(key, ttlMillis, owner, onAcquired)
+            if (first._tag === "Acquired") return first.lease
+            if (budgetMillis === 0) return yield* timedOut(key, 0, first.owner)
+          }
+          // Listen before the next try, so that a release between that try and the sleep after it is not missed.
+          const watch = yield* releaseWatch
+          const ticket = yield* room.join(key)
+          let probe = ticket.isHead()
+          let fallbackMillis = Number.POSITIVE_INFINITY
+          let safetyNetMillis = 100
+          while (true) {
+            if (probe && ticket.isHead()) {
+              const result = yield* attempt(key, ttlMillis, owner, onAcquired)
+              if (result._tag === "Acquired") {
+                ticket.leave(ttlMillis)
+                return result.lease
+              }
+              ticket.sawHolder(result.owner)
+              fallbackMillis = Duration.toMillis(result.remaining) + 1
+            }
+            const now = yield* monotonicMillis
+            const left = start + budgetMillis - now
+            if (left <= 0) return yield* timedOut(key, now - start, ticket.holder())
+            const head = ticket.isHead()
+            const safetyNet = watch.healthy() ? Number.POSITIVE_INFINITY : safetyNetMillis * (0.8 + Math.random() * 0.4)
+            const woken = yield* ticket.sleep(head ? Math.min(fallbackMillis, safetyNet, left) : left)
+            if (woken === undefined) {
+              probe = head
+              if (head && !watch.healthy()) safetyNetMillis = Math.min(safetyNetMillis * 2, 2_000)
+              continue
+            }
+            probe = woken.probe
+            if (woken.fallbackMillis !== undefined) fallbackMillis = woken.fallbackMillis
+          }
+        })
+      )
+
+    /** Tries until acquired, as the wait policy allows; fails with `AcquireTimeout` when it runs out. */
+    const acquireWaiting = (
+      key: LeaseKey.LeaseKey,
+      ttlMillis: number,
+      owner: { readonly text: string | undefined; readonly value: Option.Option<LeaseOwner> },
+      wait: validate.WaitPolicy,
+      onAcquired: (lease: Handle) => Effect.Effect<void>
+    ): Effect.Effect<Handle, LeaseError.LeaseError> => {
+      if (wait._tag === "Budget") return waitInQueue(key, ttlMillis, owner, wait.millis, onAcquired)
+      return Effect.flatMap(monotonicMillis, (start) =>
+        attempt(key, ttlMillis, owner, onAcquired).pipe(
+          Effect.flatMap((result) =>
+            result._tag === "Acquired" ? Effect.succeed(result.lease) : Effect.fail(new StillHeld({ attempt: result }))
+          ),
+          Effect.retry({ schedule: wait.schedule, while: (e) => e._tag === "StillHeld" }),
+          Effect.catchTag("StillHeld", (held) =>
+            Effect.flatMap(monotonicMillis, (now) => timedOut(key, now - start, held.attempt.owner))
+          )
+        )
+      )
+    }
+
+    /** Final release of an auto-renewed lease: bounded by the store, reported, never failing the scope. */
+    const finalRelease = (lease: Handle) =>
+      store.release(lease.key, lease.token).pipe(
+        Effect.matchEffect({
+          onSuccess: (wasHeld) => observe(observer.released(infoOf(lease), wasHeld)),
+          onFailure: (error) =>
+            Effect.andThen(
+              observe(observer.releaseFailed(infoOf(lease), error)),
+              Effect.logWarning("leasehold: release failed; the lease will expire at its TTL", error.message).pipe(
+                Effect.annotateLogs({ leaseKey: lease.key, fence: String(lease.fence) })
+              )
+            )
+        })
+      )
+
+    /**
+     * Renews every `intervalMillis` (measured from the start of the last successful renew). Each attempt is bounded
+     * by the lease's validity deadline less the reaction time; a failed attempt is retried until then. On a definite
+     * "not held" or at that deadline, the loss is published and `onLost` runs.
+     */
+    const keepRenewed = (
+      first: Handle,
+      intervalMillis: number,
+      update: (lease: Handle) => void,
+      lost: Deferred.Deferred<LeaseError.LeaseLost>,
+      onLost: Effect.Effect<void>
+    ) =>
+      Effect.gen(function* () {
+        const ttlMillis = Duration.toMillis(first.ttl)
+        const margin = ttlMillis - driftMillis(ttlMillis)
+        const reaction = reactionMillis(ttlMillis)
+        let lease = first
+        const lose = (reason: LeaseError.LostBecause) =>
+          Effect.gen(function* () {
+            yield* observe(observer.lost(infoOf(lease), reason))
+            yield* Deferred.succeed(lost, new LeaseError.LeaseLost({ key: lease.key, reason, fence: lease.fence }))
+            yield* onLost
+          })
+        while (true) {
+          const renewedAt = lease.validUntil - margin
+          const sleepFor = renewedAt + intervalMillis - (yield* monotonicMillis)
+          if (sleepFor > 0) yield* Effect.sleep(Duration.millis(Math.ceil(sleepFor)))
+          for (let failures = 0; ; failures++) {
+            const t0 = yield* monotonicMillis
+            const deadline = lease.validUntil - reaction
+            const left = deadline - t0
+            if (left <= 0) return yield* lose("store-unavailable")
+            const reply = yield* store.renew(lease.key, lease.token, ttlMillis).pipe(
+              Effect.timeoutOrElse({
+                duration: Duration.millis(Math.ceil(left)),
+                orElse: () =>
+                  Effect.fail(
+                    LeaseError.make(
+                      new LeaseError.StoreUnavailable({
+                        operation: "renew",
+                        key: lease.key,
+                        cause: new Cause.TimeoutError("no renew reply before the lease's validity deadline")
+                      })
+                    )
+                  )
+              }),
+              Effect.result
+            )
+            if (Result.isSuccess(reply)) {
+              if (reply.success !== "renewed") return yield* lose(reply.success)
+              lease = new Handle({ ...lease, validUntil: t0 + margin })
+              update(lease)
+              yield* observe(observer.renewed(infoOf(lease)))
+              break
+            }
+            yield* observe(observer.renewFailed(infoOf(lease), reply.failure))
+            const retryIn = Math.min(10 * 2 ** failures, intervalMillis / 2, deadline - (yield* monotonicMillis))
+            if (retryIn > 0) yield* Effect.sleep(Duration.millis(Math.ceil(retryIn)))
+          }
+        }
+      })
+
+    const scoped = Effect.fn("Lease.scoped")(function* (
+      key: string,
+      ttl: Duration.Input,
+      options?: ScopedOptions & { readonly interruptOnLoss?: boolean | undefined }
+    ) {
+      const validatedKey = yield* validKey(key)
+      const ttlMillis = yield* fromResult(
+        validate.ttlMillis(ttl, Duration.toMillis(minimumAutoRenewTtl), "for an auto-renewed lease")
+      )
+      const intervalMillis = yield* fromResult(validate.renewEveryMillis(options?.renewEvery, ttlMillis))
+      const wait = yield* fromResult(validate.waitPolicy(options?.wait, ttlMillis))
+      const owner = yield* ownerOf(options?.owner)
+      const scope = yield* Effect.scope
+      const holder = yield* Effect.fiber
+      const lease = yield* acquireWaiting(validatedKey, ttlMillis, owner, wait, (lease) =>
+        Scope.addFinalizer(scope, finalRelease(lease))
+      )
+      let current = lease
+      const lost = yield* Deferred.make<LeaseError.LeaseLost>()
+      const onLost = options?.interruptOnLoss === false ? Effect.void : Effect.sync(() => holder.interruptUnsafe())
+      yield* Effect.forkIn(
+        keepRenewed(lease, intervalMillis, (renewed) => (current = renewed), lost, onLost),
+        scope
+      )
+      const ensureValid = Effect.flatMap(monotonicMillis, (now) => {
+        if (Deferred.isDoneUnsafe(lost))
+          return Effect.flatMap(Deferred.await(lost), (l) => Effect.fail(LeaseError.make(l)))
+        if (now < current.validUntil) return Effect.void
+        return Effect.fail(
+          LeaseError.make(new LeaseError.LeaseLost({ key: validatedKey, reason: "expired", fence: lease.fence }))
+        )
+      })
+      return identity<Active>({
+        key: validatedKey,
+        fence: lease.fence,
+        current: Effect.sync(() => current),
+        lost: Deferred.await(lost),
+        ensureValid
+      })
+    })
+
+    return Lease.of({ acquire, renew, release, checkOwnership, inspect, scoped })
+  }
+)
 
 const identity = <A>(a: A): A => a
 

@@ -17,7 +17,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Context, Duration, Effect, Layer, Option } from "effect"
+import { Cause, Context, Duration, Effect, Layer, Option, Queue, type Scope } from "effect"
 import * as Redis from "effect/persistence/Redis"
 import * as LeaseError from "./LeaseError.ts"
 import type { LeaseKey } from "./LeaseKey.ts"
@@ -79,6 +79,24 @@ export interface LeaseStore {
   readonly release: (key: LeaseKey, token: LeaseToken) => Effect.Effect<boolean, LeaseError.LeaseError>
   readonly isHeld: (key: LeaseKey, token: LeaseToken) => Effect.Effect<boolean, LeaseError.LeaseError>
   readonly inspect: (key: LeaseKey) => Effect.Effect<Option.Option<Snapshot>, LeaseError.LeaseError>
+  /**
+   * Listens for releases (by any client) for the life of the scope, calling `onRelease` with each released key.
+   * It succeeds once releases are being heard, so a release after that point is not missed; `healthy` turns false
+   * if the notifications stop (then waiters fall back to timers).
+   */
+  readonly watchReleases: (
+    onRelease: (key: string) => void
+  ) => Effect.Effect<ReleaseWatch, LeaseError.LeaseError, Scope.Scope>
+}
+
+/**
+ * A running subscription to release notifications.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface ReleaseWatch {
+  readonly healthy: () => boolean
 }
 
 /**
@@ -115,6 +133,7 @@ interface MemoryEntry {
 export const makeMemory: Effect.Effect<LeaseStore> = Effect.sync(() => {
   const entries = new Map<string, MemoryEntry>()
   const fences = new Map<string, bigint>()
+  const listeners = new Set<(key: string) => void>()
   let sweepAt = 1024
 
   const live = (key: string, now: number): MemoryEntry | undefined => {
@@ -158,6 +177,7 @@ export const makeMemory: Effect.Effect<LeaseStore> = Effect.sync(() => {
       withNow((now) => {
         if (live(key, now)?.token !== token) return false
         entries.delete(key)
+        for (const listener of listeners) listener(key)
         return true
       }),
     isHeld: (key, token) => withNow((now) => live(key, now)?.token === token),
@@ -169,7 +189,16 @@ export const makeMemory: Effect.Effect<LeaseStore> = Effect.sync(() => {
           fence: entry.fence,
           acquiredAt: entry.acquiredAt
         }))
-      )
+      ),
+    watchReleases: (onRelease) =>
+      Effect.acquireRelease(
+        Effect.sync(() => {
+          const listener = (key: string) => onRelease(key)
+          listeners.add(listener)
+          return listener
+        }),
+        (listener) => Effect.sync(() => listeners.delete(listener))
+      ).pipe(Effect.as({ healthy: () => true }))
   })
 })
 
@@ -317,6 +346,22 @@ export const makeRedis = Effect.fnUntraced(function* (options?: RedisOptions) {
         return remainingMillis === undefined || fence === undefined || acquiredAt === undefined
           ? undefined
           : Option.some({ remainingMillis: Math.max(0, remainingMillis), owner: text(owner), fence, acquiredAt })
+      }),
+    watchReleases: (onRelease) =>
+      Effect.gen(function* () {
+        let healthy = true
+        const messages = yield* redis.subscribe(channel)
+        yield* Queue.take(messages).pipe(
+          Effect.flatMap((message) => Effect.sync(() => onRelease(message.message))),
+          Effect.forever,
+          Effect.catchCause((cause) =>
+            Effect.sync(() => {
+              healthy = false
+            }).pipe(Effect.andThen(Effect.logWarning("leasehold: release notifications stopped; waiters poll", cause)))
+          ),
+          Effect.forkScoped
+        )
+        return { healthy: () => healthy }
       })
   })
 })

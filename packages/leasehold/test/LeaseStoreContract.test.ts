@@ -1,6 +1,6 @@
 import { RedisTestServer } from "@leasehold/testing"
 import * as LeaseStoreContract from "@leasehold/testing/LeaseStoreContract"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Schedule } from "effect"
 import { TestClock } from "effect/testing"
 import { LeaseStore } from "leasehold"
 
@@ -8,5 +8,12 @@ LeaseStoreContract.run("memory (TestClock)", LeaseStore.layerMemory, { elapse: T
 
 LeaseStoreContract.run("redis", LeaseStore.layerRedis().pipe(Layer.provide(RedisTestServer.layer)), {
   elapse: Effect.sleep,
-  excludeTestServices: true
+  excludeTestServices: true,
+  awaitAnnouncements: (heard) =>
+    Effect.sync(heard).pipe(
+      Effect.repeat({ until: (done) => done, schedule: Schedule.spaced("2 millis") }),
+      Effect.timeout("5 seconds"),
+      Effect.orDie,
+      Effect.asVoid
+    )
 })

@@ -36,7 +36,8 @@ export const makeTestLease = (faults: Faults = () => ({})) => {
         renew: logged("renew", store.renew),
         release: logged("release", store.release),
         isHeld: logged("isHeld", store.isHeld),
-        inspect: logged("inspect", store.inspect)
+        inspect: logged("inspect", store.inspect),
+        watchReleases: store.watchReleases
       })
     })
   )

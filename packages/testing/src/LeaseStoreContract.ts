@@ -14,13 +14,14 @@
  */
 import { assert, layer } from "@effect/vitest"
 import { Duration, Effect, Layer, Option } from "effect"
-import { Lease, type LeaseError, type LeaseStore, LeaseToken } from "leasehold"
+import { Lease, type LeaseError, LeaseStore, LeaseToken } from "leasehold"
 
 /**
  * How the suite runs against one store.
  * - `elapse`: lets time pass for the store (`TestClock.adjust` for a store on Effect's clock, a real sleep for Redis,
  *   whose expiry is its own).
  * - `excludeTestServices`: run on the real clock (true for Redis).
+ * - `awaitAnnouncements`: see below.
  *
  * @category models
  * @since 0.1.0
@@ -28,6 +29,11 @@ import { Lease, type LeaseError, type LeaseStore, LeaseToken } from "leasehold"
 export interface Options {
   readonly elapse: (duration: Duration.Input) => Effect.Effect<void>
   readonly excludeTestServices?: boolean | undefined
+  /**
+   * For stores whose release announcements arrive asynchronously (Redis pub/sub): waits until `heard()` holds.
+   * Stores that announce synchronously (memory) leave it out.
+   */
+  readonly awaitAnnouncements?: ((heard: () => boolean) => Effect.Effect<void>) | undefined
 }
 
 let counter = 0
@@ -156,6 +162,28 @@ export const run = <E>(name: string, storeLayer: Layer.Layer<LeaseStore.LeaseSto
           assert.isTrue(yield* Lease.checkOwnership(lease))
         }
       })
+    )
+
+    it.effect("a release is announced to release watchers; a release by another token or an expiry is not", () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const store = yield* LeaseStore.LeaseStore
+          const heard: Array<string> = []
+          const watch = yield* store.watchReleases((key) => heard.push(key))
+          assert.isTrue(watch.healthy())
+          const key = freshKey("announce")
+          const lease = acquired(yield* Lease.acquire(key, "10 seconds"))
+          assert.isFalse(yield* Lease.release(forged(lease)))
+          assert.isTrue(yield* Lease.release(lease))
+          const expiring = freshKey("announce-expiry")
+          acquired(yield* Lease.acquire(expiring, 100))
+          yield* options.elapse(Duration.millis(200))
+          const marker = freshKey("announce-marker")
+          assert.isTrue(yield* Lease.release(acquired(yield* Lease.acquire(marker, "10 seconds"))))
+          yield* options.awaitAnnouncements?.(() => heard.includes(marker)) ?? Effect.void
+          assert.deepStrictEqual(heard, [key, marker])
+        })
+      )
     )
 
     it.effect("bad input never reaches the store: typed reasons for keys and TTLs", () =>
