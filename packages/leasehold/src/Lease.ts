@@ -26,8 +26,11 @@
  * @since 0.1.0
  */
 import { Cause, Context, Data, Deferred, Duration, Effect, Layer, Option, Result, type Schedule, Scope } from "effect"
+import { monotonicMillis } from "./internal/clock.ts"
+import { driftMillis, Handle } from "./internal/handle.ts"
+import * as renewal from "./internal/renewal.ts"
 import * as validate from "./internal/validate.ts"
-import * as waitRoom from "./internal/waitRoom.ts"
+import { make as waitingMake } from "./internal/waiting.ts"
 import * as LeaseError from "./LeaseError.ts"
 import * as LeaseKey from "./LeaseKey.ts"
 import * as LeaseObserver from "./LeaseObserver.ts"
@@ -45,83 +48,7 @@ import * as TokenSource from "./TokenSource.ts"
  */
 export const minimumAutoRenewTtl: Duration.Duration = Duration.millis(100)
 
-/**
- * The safety margin taken off a lease's TTL for its local validity deadline: 1% of the TTL plus 2 ms, for clock
- * rate differences between this process and the store.
- *
- * @category constants
- * @since 0.1.0
- */
-export const driftMillis = (ttlMillis: number): number => ttlMillis * 0.01 + 2
-
-/**
- * How long before a lease's `validUntil` an auto-renewed lease stops trying to renew and interrupts the work:
- * room for a late timer (Node's fire 1 to several milliseconds late) and for the interruption to land, so the work
- * stops before the lease can expire in the store. A tenth of the TTL, at most 10 ms.
- *
- * @category constants
- * @since 0.1.0
- */
-export const reactionMillis = (ttlMillis: number): number => Math.min(10, ttlMillis / 10)
-
-/**
- * A held lease (the seed's `Lease`): the key, the token that proves ownership, the TTL, the owner metadata, the
- * fence (a per-key counter that rises with every acquire, for protected resources to reject stale holders), the
- * store's time of acquisition, and `validUntil`, the local deadline (monotonic clock, milliseconds) after which the
- * holder must treat the lease as lost whatever the store says.
- *
- * The token is hidden from `toJSON` and `console.log`, so logging a handle does not leak it.
- *
- * @category models
- * @since 0.1.0
- */
-export class Handle {
-  readonly key: LeaseKey.LeaseKey
-  readonly token: LeaseToken
-  readonly ttl: Duration.Duration
-  readonly owner: Option.Option<LeaseOwner>
-  readonly fence: bigint
-  readonly acquiredAt: Date
-  readonly validUntil: number
-  /** The id of the store that granted the lease. */
-  readonly storeId: string
-
-  constructor(fields: {
-    readonly key: LeaseKey.LeaseKey
-    readonly token: LeaseToken
-    readonly ttl: Duration.Duration
-    readonly owner: Option.Option<LeaseOwner>
-    readonly fence: bigint
-    readonly acquiredAt: Date
-    readonly validUntil: number
-    readonly storeId: string
-  }) {
-    this.key = fields.key
-    this.token = fields.token
-    this.ttl = fields.ttl
-    this.owner = fields.owner
-    this.fence = fields.fence
-    this.acquiredAt = fields.acquiredAt
-    this.validUntil = fields.validUntil
-    this.storeId = fields.storeId
-  }
-
-  toJSON() {
-    return {
-      _tag: "Lease",
-      key: this.key,
-      token: "<redacted>",
-      ttl: Duration.format(this.ttl),
-      owner: Option.getOrUndefined(this.owner),
-      fence: String(this.fence),
-      acquiredAt: this.acquiredAt.toISOString()
-    }
-  }
-
-  [Symbol.for("nodejs.util.inspect.custom")]() {
-    return this.toJSON()
-  }
-}
+export { driftMillis, Handle, reactionMillis } from "./internal/handle.ts"
 
 /**
  * The outcome of one acquire attempt (the seed's `LeaseAttempt`): `Acquired` with the lease, or `Held` by another
@@ -237,14 +164,8 @@ export class Lease extends Context.Service<
   }
 >()("leasehold/Lease") {}
 
-/** Reads the monotonic clock in milliseconds (TestClock moves it). */
-const monotonicMillis = Effect.clockWith((clock) => Effect.sync(() => Number(clock.currentTimeNanosUnsafe()) / 1e6))
-
 const fromResult = <A>(result: Result.Result<A, LeaseError.LeaseError>): Effect.Effect<A, LeaseError.LeaseError> =>
   Result.isSuccess(result) ? Effect.succeed(result.success) : Effect.fail(result.failure)
-
-/** Held: an internal failure that drives retries of a blocking acquire. */
-class StillHeld extends Data.TaggedError("StillHeld")<{ readonly attempt: LeaseAttempt & { _tag: "Held" } }> {}
 
 /**
  * Makes the lease service over the `LeaseStore` in context, with the `TokenSource` and `LeaseObserver` in context
@@ -392,121 +313,12 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
       )
     })
 
-    const room = waitRoom.make<Option.Option<LeaseOwner>>()
-    const layerScope = yield* Effect.scope
-    const unwatched: LeaseStore.ReleaseWatch = { healthy: () => false }
-    let watching: Deferred.Deferred<LeaseStore.ReleaseWatch> | undefined
+    const waiting = waitingMake(store, yield* Effect.scope)
 
-    /**
-     * The store's release notifications, opened once for the life of the layer (one subscription per process and
-     * store, shared by every waiter) when the first waiter needs them. If they cannot be opened, waiters poll, and the
-     * next waiter tries to open them again.
-     */
-    const releaseWatch = Effect.suspend(() => {
-      if (watching !== undefined) return Deferred.await(watching)
-      const opened = Deferred.makeUnsafe<LeaseStore.ReleaseWatch>()
-      watching = opened
-      const open = store.watchReleases(room.notify).pipe(
-        Scope.provide(layerScope),
-        Effect.catch((error) =>
-          Effect.logWarning("leasehold: cannot listen for releases; waiters poll", error.message).pipe(
-            Effect.andThen(
-              Effect.sync(() => {
-                watching = undefined
-              })
-            ),
-            Effect.as(unwatched)
-          )
-        ),
-        Effect.flatMap((watch) => Deferred.succeed(opened, watch))
-      )
-      return Effect.forkIn(open, layerScope).pipe(Effect.andThen(Deferred.await(opened)))
-    })
-
-    const timedOut = (key: LeaseKey.LeaseKey, waitedMillis: number, holder: Option.Option<LeaseOwner> | undefined) =>
-      Effect.fail(
-        LeaseError.make(
-          new LeaseError.AcquireTimeout({
-            key,
-            waited: Duration.millis(Math.round(waitedMillis)),
-            holder: holder === undefined ? undefined : Option.getOrUndefined(holder)
-          })
-        )
-      )
-
-    /**
-     * Waits for a held key in this process's queue for it: first come, first served. Only the head sends commands:
-     * it tries, and when the key is held it sleeps until a release is announced, or until the holder's lease would
-     * expire (a crashed holder), or, when the announcements are not heard, a jittered safety-net delay.
-     */
-    const waitInQueue = (
-      key: LeaseKey.LeaseKey,
-      ttlMillis: number,
-      owner: { readonly text: string | undefined; readonly value: Option.Option<LeaseOwner> },
-      budgetMillis: number,
-      onAcquired: (lease: Handle) => Effect.Effect<void>
-    ): Effect.Effect<Handle, LeaseError.LeaseError> =>
-      Effect.scoped(
-        Effect.gen(function* () {
-          const start = yield* monotonicMillis
-          if (!room.hasWaiters(key)) {
-            const first = yield* attempt(key, ttlMillis, owner, onAcquired)
-            if (first._tag === "Acquired") return first.lease
-            if (budgetMillis === 0) return yield* timedOut(key, 0, first.owner)
-          }
-          // Listen before the next try, so that a release between that try and the sleep after it is not missed.
-          const watch = yield* releaseWatch
-          const ticket = yield* room.join(key)
-          let probe = ticket.isHead()
-          let fallbackMillis = Number.POSITIVE_INFINITY
-          let safetyNetMillis = 100
-          while (true) {
-            if (probe && ticket.isHead()) {
-              const result = yield* attempt(key, ttlMillis, owner, onAcquired)
-              if (result._tag === "Acquired") {
-                ticket.leave(ttlMillis)
-                return result.lease
-              }
-              ticket.sawHolder(result.owner)
-              fallbackMillis = Duration.toMillis(result.remaining) + 1
-            }
-            const now = yield* monotonicMillis
-            const left = start + budgetMillis - now
-            if (left <= 0) return yield* timedOut(key, now - start, ticket.holder())
-            const head = ticket.isHead()
-            const safetyNet = watch.healthy() ? Number.POSITIVE_INFINITY : safetyNetMillis * (0.8 + Math.random() * 0.4)
-            const woken = yield* ticket.sleep(head ? Math.min(fallbackMillis, safetyNet, left) : left)
-            if (woken === undefined) {
-              probe = head
-              if (head && !watch.healthy()) safetyNetMillis = Math.min(safetyNetMillis * 2, 2_000)
-              continue
-            }
-            probe = woken.probe
-            if (woken.fallbackMillis !== undefined) fallbackMillis = woken.fallbackMillis
-          }
-        })
-      )
-
-    /** Tries until acquired, as the wait policy allows; fails with `AcquireTimeout` when it runs out. */
-    const acquireWaiting = (
-      key: LeaseKey.LeaseKey,
-      ttlMillis: number,
-      owner: { readonly text: string | undefined; readonly value: Option.Option<LeaseOwner> },
-      wait: validate.WaitPolicy,
-      onAcquired: (lease: Handle) => Effect.Effect<void>
-    ): Effect.Effect<Handle, LeaseError.LeaseError> => {
-      if (wait._tag === "Budget") return waitInQueue(key, ttlMillis, owner, wait.millis, onAcquired)
-      return Effect.flatMap(monotonicMillis, (start) =>
-        attempt(key, ttlMillis, owner, onAcquired).pipe(
-          Effect.flatMap((result) =>
-            result._tag === "Acquired" ? Effect.succeed(result.lease) : Effect.fail(new StillHeld({ attempt: result }))
-          ),
-          Effect.retry({ schedule: wait.schedule, while: (e) => e._tag === "StillHeld" }),
-          Effect.catchTag("StillHeld", (held) =>
-            Effect.flatMap(monotonicMillis, (now) => timedOut(key, now - start, held.attempt.owner))
-          )
-        )
-      )
+    const renewalEvents: renewal.RenewalEvents = {
+      renewed: (lease) => observe(observer.renewed(infoOf(lease))),
+      renewFailed: (lease, error) => observe(observer.renewFailed(infoOf(lease), error)),
+      lost: (lease, reason) => observe(observer.lost(infoOf(lease), reason))
     }
 
     /** Final release of an auto-renewed lease: bounded by the store, reported, never failing the scope. */
@@ -524,68 +336,6 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
         })
       )
 
-    /**
-     * Renews every `intervalMillis` (measured from the start of the last successful renew). Each attempt is bounded
-     * by the lease's validity deadline less the reaction time; a failed attempt is retried until then. On a definite
-     * "not held" or at that deadline, the loss is published and `onLost` runs.
-     */
-    const keepRenewed = (
-      first: Handle,
-      intervalMillis: number,
-      update: (lease: Handle) => void,
-      lost: Deferred.Deferred<LeaseError.LeaseLost>,
-      onLost: Effect.Effect<void>
-    ) =>
-      Effect.gen(function* () {
-        const ttlMillis = Duration.toMillis(first.ttl)
-        const margin = ttlMillis - driftMillis(ttlMillis)
-        const reaction = reactionMillis(ttlMillis)
-        let lease = first
-        const lose = (reason: LeaseError.LostBecause) =>
-          Effect.gen(function* () {
-            yield* observe(observer.lost(infoOf(lease), reason))
-            yield* Deferred.succeed(lost, new LeaseError.LeaseLost({ key: lease.key, reason, fence: lease.fence }))
-            yield* onLost
-          })
-        while (true) {
-          const renewedAt = lease.validUntil - margin
-          const sleepFor = renewedAt + intervalMillis - (yield* monotonicMillis)
-          if (sleepFor > 0) yield* Effect.sleep(Duration.millis(Math.ceil(sleepFor)))
-          for (let failures = 0; ; failures++) {
-            const t0 = yield* monotonicMillis
-            const deadline = lease.validUntil - reaction
-            const left = deadline - t0
-            if (left <= 0) return yield* lose("store-unavailable")
-            const reply = yield* store.renew(lease.key, lease.token, ttlMillis).pipe(
-              Effect.timeoutOrElse({
-                duration: Duration.millis(Math.ceil(left)),
-                orElse: () =>
-                  Effect.fail(
-                    LeaseError.make(
-                      new LeaseError.StoreUnavailable({
-                        operation: "renew",
-                        key: lease.key,
-                        cause: new Cause.TimeoutError("no renew reply before the lease's validity deadline")
-                      })
-                    )
-                  )
-              }),
-              Effect.result
-            )
-            if (Result.isSuccess(reply)) {
-              if (reply.success !== "renewed") return yield* lose(reply.success)
-              lease = new Handle({ ...lease, validUntil: t0 + margin })
-              update(lease)
-              yield* observe(observer.renewed(infoOf(lease)))
-              break
-            }
-            yield* observe(observer.renewFailed(infoOf(lease), reply.failure))
-            const retryIn = Math.min(10 * 2 ** failures, intervalMillis / 2, deadline - (yield* monotonicMillis))
-            if (retryIn > 0) yield* Effect.sleep(Duration.millis(Math.ceil(retryIn)))
-          }
-        }
-      })
-
     const scoped = Effect.fn("Lease.scoped")(function* (
       key: string,
       ttl: Duration.Input,
@@ -600,14 +350,26 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
       const owner = yield* ownerOf(options?.owner)
       const scope = yield* Effect.scope
       const holder = yield* Effect.fiber
-      const lease = yield* acquireWaiting(validatedKey, ttlMillis, owner, wait, (lease) =>
-        Scope.addFinalizer(scope, finalRelease(lease))
+      const lease = yield* waiting.acquireWaiting(
+        validatedKey,
+        ttlMillis,
+        wait,
+        (onAcquired) => attempt(validatedKey, ttlMillis, owner, onAcquired),
+        (lease) => Scope.addFinalizer(scope, finalRelease(lease))
       )
       let current = lease
       const lost = yield* Deferred.make<LeaseError.LeaseLost>()
       const onLost = options?.interruptOnLoss === false ? Effect.void : Effect.sync(() => holder.interruptUnsafe())
       yield* Effect.forkIn(
-        keepRenewed(lease, intervalMillis, (renewed) => (current = renewed), lost, onLost),
+        renewal.keepRenewed(
+          store,
+          renewalEvents,
+          lease,
+          intervalMillis,
+          (renewed) => (current = renewed),
+          lost,
+          onLost
+        ),
         scope
       )
       const ensureValid = Effect.flatMap(monotonicMillis, (now) => {

@@ -1,0 +1,85 @@
+/**
+ * The held-lease value and the two margins that define its local validity deadline. Re-exported by `Lease`.
+ */
+import { Duration, Option } from "effect"
+import type { LeaseKey } from "../LeaseKey.ts"
+import type { LeaseOwner } from "../LeaseOwner.ts"
+import type { LeaseToken } from "../LeaseToken.ts"
+
+/**
+ * The safety margin taken off a lease's TTL for its local validity deadline: 1% of the TTL plus 2 ms, for clock
+ * rate differences between this process and the store.
+ *
+ * @category constants
+ * @since 0.1.0
+ */
+export const driftMillis = (ttlMillis: number): number => ttlMillis * 0.01 + 2
+
+/**
+ * How long before a lease's `validUntil` an auto-renewed lease stops trying to renew and interrupts the work:
+ * room for a late timer (Node's fire 1 to several milliseconds late) and for the interruption to land, so the work
+ * stops before the lease can expire in the store. A tenth of the TTL, at most 10 ms.
+ *
+ * @category constants
+ * @since 0.1.0
+ */
+export const reactionMillis = (ttlMillis: number): number => Math.min(10, ttlMillis / 10)
+
+/**
+ * A held lease (the seed's `Lease`): the key, the token that proves ownership, the TTL, the owner metadata, the
+ * fence (a per-key counter that rises with every acquire, for protected resources to reject stale holders), the
+ * store's time of acquisition, and `validUntil`, the local deadline (monotonic clock, milliseconds) after which the
+ * holder must treat the lease as lost whatever the store says.
+ *
+ * The token is hidden from `toJSON` and `console.log`, so logging a handle does not leak it.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export class Handle {
+  readonly key: LeaseKey
+  readonly token: LeaseToken
+  readonly ttl: Duration.Duration
+  readonly owner: Option.Option<LeaseOwner>
+  readonly fence: bigint
+  readonly acquiredAt: Date
+  readonly validUntil: number
+  /** The id of the store that granted the lease. */
+  readonly storeId: string
+
+  constructor(fields: {
+    readonly key: LeaseKey
+    readonly token: LeaseToken
+    readonly ttl: Duration.Duration
+    readonly owner: Option.Option<LeaseOwner>
+    readonly fence: bigint
+    readonly acquiredAt: Date
+    readonly validUntil: number
+    readonly storeId: string
+  }) {
+    this.key = fields.key
+    this.token = fields.token
+    this.ttl = fields.ttl
+    this.owner = fields.owner
+    this.fence = fields.fence
+    this.acquiredAt = fields.acquiredAt
+    this.validUntil = fields.validUntil
+    this.storeId = fields.storeId
+  }
+
+  toJSON() {
+    return {
+      _tag: "Lease",
+      key: this.key,
+      token: "<redacted>",
+      ttl: Duration.format(this.ttl),
+      owner: Option.getOrUndefined(this.owner),
+      fence: String(this.fence),
+      acquiredAt: this.acquiredAt.toISOString()
+    }
+  }
+
+  [Symbol.for("nodejs.util.inspect.custom")]() {
+    return this.toJSON()
+  }
+}

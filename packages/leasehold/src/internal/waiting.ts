@@ -1,0 +1,143 @@
+import { Data, Deferred, Duration, Effect, Option, Scope } from "effect"
+import type { LeaseAttempt } from "../Lease.ts"
+import * as LeaseError from "../LeaseError.ts"
+import type { LeaseKey } from "../LeaseKey.ts"
+import type { LeaseOwner } from "../LeaseOwner.ts"
+import type * as LeaseStore from "../LeaseStore.ts"
+import { monotonicMillis } from "./clock.ts"
+import type { Handle } from "./handle.ts"
+import type * as validate from "./validate.ts"
+import * as waitRoom from "./waitRoom.ts"
+
+/** Held: an internal failure that drives the retries of a `Schedule` wait. */
+class StillHeld extends Data.TaggedError("StillHeld")<{ readonly attempt: LeaseAttempt & { _tag: "Held" } }> {}
+
+/**
+ * One acquire attempt with a fresh token (see `Lease.make`); `onAcquired` runs uninterruptibly with the new lease.
+ */
+export type TryOnce = (
+  onAcquired: (lease: Handle) => Effect.Effect<void>
+) => Effect.Effect<LeaseAttempt, LeaseError.LeaseError>
+
+const timedOut = (key: LeaseKey, waitedMillis: number, holder: Option.Option<LeaseOwner> | undefined) =>
+  Effect.fail(
+    LeaseError.make(
+      new LeaseError.AcquireTimeout({
+        key,
+        waited: Duration.millis(Math.round(waitedMillis)),
+        holder: holder === undefined ? undefined : Option.getOrUndefined(holder)
+      })
+    )
+  )
+
+/**
+ * Blocking acquires for one `Lease` service: the process's queues of waiters, and its one subscription to the
+ * store's release announcements, opened by the first waiter and kept as long as `layerScope`.
+ */
+export const make = (store: LeaseStore.LeaseStore, layerScope: Scope.Scope) => {
+  const room = waitRoom.make<Option.Option<LeaseOwner>>()
+  const unwatched: LeaseStore.ReleaseWatch = { healthy: () => false }
+  let watching: Deferred.Deferred<LeaseStore.ReleaseWatch> | undefined
+
+  /**
+   * The store's release announcements, opened once (one subscription per process and store, shared by every
+   * waiter). If they cannot be opened, waiters poll, and the next waiter tries to open them again.
+   */
+  const releaseWatch = Effect.suspend(() => {
+    if (watching !== undefined) return Deferred.await(watching)
+    const opened = Deferred.makeUnsafe<LeaseStore.ReleaseWatch>()
+    watching = opened
+    const open = store.watchReleases(room.notify).pipe(
+      Scope.provide(layerScope),
+      Effect.catch((error) =>
+        Effect.logWarning("leasehold: cannot listen for releases; waiters poll", error.message).pipe(
+          Effect.andThen(
+            Effect.sync(() => {
+              watching = undefined
+            })
+          ),
+          Effect.as(unwatched)
+        )
+      ),
+      Effect.flatMap((watch) => Deferred.succeed(opened, watch))
+    )
+    return Effect.forkIn(open, layerScope).pipe(Effect.andThen(Deferred.await(opened)))
+  })
+
+  /**
+   * Waits for a held key in this process's queue for it: first come, first served. Only the head sends commands:
+   * it tries, and when the key is held it sleeps until a release is announced, or until the holder's lease would
+   * expire (a crashed holder), or, when the announcements are not heard, a jittered safety-net delay.
+   */
+  const waitInQueue = (
+    key: LeaseKey,
+    ttlMillis: number,
+    budgetMillis: number,
+    tryOnce: TryOnce,
+    onAcquired: (lease: Handle) => Effect.Effect<void>
+  ): Effect.Effect<Handle, LeaseError.LeaseError> =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const start = yield* monotonicMillis
+        if (!room.hasWaiters(key)) {
+          const first = yield* tryOnce(onAcquired)
+          if (first._tag === "Acquired") return first.lease
+          if (budgetMillis === 0) return yield* timedOut(key, 0, first.owner)
+        }
+        // Listen before the next try, so that a release between that try and the sleep after it is not missed.
+        const watch = yield* releaseWatch
+        const ticket = yield* room.join(key)
+        let probe = ticket.isHead()
+        let fallbackMillis = Number.POSITIVE_INFINITY
+        let safetyNetMillis = 100
+        while (true) {
+          if (probe && ticket.isHead()) {
+            const result = yield* tryOnce(onAcquired)
+            if (result._tag === "Acquired") {
+              ticket.leave(ttlMillis)
+              return result.lease
+            }
+            ticket.sawHolder(result.owner)
+            fallbackMillis = Duration.toMillis(result.remaining) + 1
+          }
+          const now = yield* monotonicMillis
+          const left = start + budgetMillis - now
+          if (left <= 0) return yield* timedOut(key, now - start, ticket.holder())
+          const head = ticket.isHead()
+          const safetyNet = watch.healthy() ? Number.POSITIVE_INFINITY : safetyNetMillis * (0.8 + Math.random() * 0.4)
+          const woken = yield* ticket.sleep(head ? Math.min(fallbackMillis, safetyNet, left) : left)
+          if (woken === undefined) {
+            probe = head
+            if (head && !watch.healthy()) safetyNetMillis = Math.min(safetyNetMillis * 2, 2_000)
+            continue
+          }
+          probe = woken.probe
+          if (woken.fallbackMillis !== undefined) fallbackMillis = woken.fallbackMillis
+        }
+      })
+    )
+
+  /** Tries until acquired, as the wait policy allows; fails with `AcquireTimeout` when it runs out. */
+  const acquireWaiting = (
+    key: LeaseKey,
+    ttlMillis: number,
+    wait: validate.WaitPolicy,
+    tryOnce: TryOnce,
+    onAcquired: (lease: Handle) => Effect.Effect<void>
+  ): Effect.Effect<Handle, LeaseError.LeaseError> => {
+    if (wait._tag === "Budget") return waitInQueue(key, ttlMillis, wait.millis, tryOnce, onAcquired)
+    return Effect.flatMap(monotonicMillis, (start) =>
+      tryOnce(onAcquired).pipe(
+        Effect.flatMap((result) =>
+          result._tag === "Acquired" ? Effect.succeed(result.lease) : Effect.fail(new StillHeld({ attempt: result }))
+        ),
+        Effect.retry({ schedule: wait.schedule, while: (e) => e._tag === "StillHeld" }),
+        Effect.catchTag("StillHeld", (held) =>
+          Effect.flatMap(monotonicMillis, (now) => timedOut(key, now - start, held.attempt.owner))
+        )
+      )
+    )
+  }
+
+  return { acquireWaiting }
+}
