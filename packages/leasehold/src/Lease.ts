@@ -36,7 +36,7 @@ import * as LeaseKey from "./LeaseKey.ts"
 import * as LeaseObserver from "./LeaseObserver.ts"
 import type { LeaseOwner } from "./LeaseOwner.ts"
 import * as LeaseStore from "./LeaseStore.ts"
-import type { LeaseToken } from "./LeaseToken.ts"
+import * as LeaseToken from "./LeaseToken.ts"
 import * as TokenSource from "./TokenSource.ts"
 
 /**
@@ -192,6 +192,8 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
         ? Effect.void
         : Effect.fail(LeaseError.make(new LeaseError.ForeignLease({ key: lease.key, operation })))
     const validKey = (key: string) => fromResult(LeaseKey.decode(key))
+    /** Checks every token, whatever its source: a malformed or short token never reaches the store. */
+    const validToken = (token: string) => fromResult(LeaseToken.decode(token))
 
     /**
      * Undoes an acquire whose reply was lost but whose command may have landed. After an interruption the release
@@ -199,7 +201,7 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
      * a store failure it runs in the background, so a failing store does not double the caller's wait.
      */
     const undoAcquire =
-      (key: LeaseKey.LeaseKey, token: LeaseToken) =>
+      (key: LeaseKey.LeaseKey, token: LeaseToken.LeaseToken) =>
       <E>(cause: Cause.Cause<E>) => {
         const release = Effect.ignore(store.release(key, token))
         return Cause.hasInterrupts(cause) ? release : Effect.forkDetach(release)
@@ -216,7 +218,7 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
       owner: { readonly text: string | undefined; readonly value: Option.Option<LeaseOwner> },
       onAcquired: (lease: Handle) => Effect.Effect<void>
     ): Effect.Effect<LeaseAttempt, LeaseError.LeaseError> =>
-      Effect.flatMap(tokens.newToken, (token) =>
+      Effect.flatMap(Effect.flatMap(tokens.newToken, validToken), (token) =>
         Effect.uninterruptibleMask((restore) =>
           Effect.flatMap(monotonicMillis, (t0) =>
             restore(store.acquire(key, token, ttlMillis, owner.text)).pipe(

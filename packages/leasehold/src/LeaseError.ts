@@ -16,7 +16,12 @@
 import { Duration, Schema } from "effect"
 import { LeaseOwner } from "./LeaseOwner.ts"
 
-const quote = (input: string): string => JSON.stringify(input.length > 80 ? `${input.slice(0, 80)}…` : input)
+/** Quotes user input for a message: at most 80 characters, every control character escaped (so it shows). */
+const quote = (input: string): string =>
+  JSON.stringify(input.length > 80 ? `${input.slice(0, 80)}…` : input).replace(
+    /[\u007f-\u009f]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`
+  )
 
 /**
  * A lease key that cannot be used: empty, longer than 512 characters, or holding control characters.
@@ -177,8 +182,8 @@ export class StoreUnavailable extends Schema.TaggedError<StoreUnavailable>()("St
   cause: Schema.Defect()
 }) {
   override get message(): string {
-    const detail = this.cause instanceof Error ? this.cause.message : String(this.cause)
-    return `Lease store unavailable during ${this.operation} of ${quote(this.key)}: ${detail}. Check that Redis is reachable; nothing is left locked longer than the lease's TTL.`
+    const detail = (this.cause instanceof Error ? this.cause.message : String(this.cause)).replace(/[.\s]+$/, "")
+    return `Lease store unavailable during ${this.operation} of ${quote(this.key)}: ${detail}. Check that Redis is reachable and answering, and that nothing else writes the lease's keys; nothing stays locked longer than the lease's TTL.`
   }
 }
 

@@ -5,6 +5,8 @@
  */
 
 /** @since 0.1.0 */
+export * as Fence from "./Fence.ts"
+/** @since 0.1.0 */
 export * as Lease from "./Lease.ts"
 /** @since 0.1.0 */
 export * as LeaseError from "./LeaseError.ts"

@@ -24,7 +24,13 @@ const wholeMillis = (input: Duration.Input): number | string => {
   return millis
 }
 
-/** Checks a lease TTL: finite, whole milliseconds, positive, and at least `minimumMillis`. */
+/**
+ * The longest TTL accepted: 2^31 - 1 ms, the longest delay a JavaScript timer keeps (a renew or a wake-up is
+ * scheduled from it), far inside what Redis's PEXPIRE takes.
+ */
+export const maxTtlMillis = 2_147_483_647
+
+/** Checks a lease TTL: finite, whole milliseconds, positive, between `minimumMillis` and `maxTtlMillis`. */
 export const ttlMillis = (
   input: Duration.Input,
   minimumMillis: number,
@@ -34,6 +40,9 @@ export const ttlMillis = (
   if (typeof millis === "string") return invalidTtl(input, millis)
   if (millis === 0) return invalidTtl(input, "it is zero; a lease needs a positive TTL")
   if (millis < minimumMillis) return invalidTtl(input, `it is shorter than ${minimumMillis} ms, the minimum ${why}`)
+  if (millis > maxTtlMillis) {
+    return invalidTtl(input, `it is longer than ${maxTtlMillis} ms (about 24.8 days), the longest lease supported`)
+  }
   return Result.succeed(millis)
 }
 
