@@ -1,0 +1,53 @@
+/**
+ * `@sesamecare-oss/redlock` 1.4.0 (a maintained fork of node-redlock) on one ioredis client, with its default
+ * settings: `acquire`/`release` for single cycles, `using()` (automatic extension 500 ms before expiry) for waiting
+ * and holding. A no-op `error` listener is attached: it emits `error` for every failed attempt.
+ *
+ * @since 0.1.0
+ */
+import { Redlock } from "@sesamecare-oss/redlock"
+import { Redis } from "ioredis"
+import type { Hold, Subject, SubjectOptions } from "./Subject.ts"
+
+/**
+ * Connects the fork.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make = async ({ url, ttlMillis }: SubjectOptions): Promise<Subject> => {
+  const client = new Redis(url, { lazyConnect: true })
+  client.on("error", () => {})
+  await client.connect()
+  const redlock = new Redlock([client])
+  redlock.on("error", () => {})
+  const hold = (key: string, holdTtlMillis: number) =>
+    new Promise<Hold>((resolve, reject) => {
+      let letGo = () => {}
+      const released = new Promise<void>((done) => {
+        letGo = done
+      })
+      const run: Promise<void> = redlock.using([key], holdTtlMillis, async (signal, context) => {
+        resolve({
+          owned: async () => !signal.aborted && (await client.get(key)) === context.lock.value,
+          release: () => {
+            letGo()
+            return run
+          }
+        })
+        await released
+      })
+      run.catch(reject)
+    })
+  return {
+    acquireRelease: async (key) => {
+      const lock = await redlock.acquire([key], ttlMillis)
+      await lock.release()
+    },
+    withLock: (key, work) => redlock.using([key], ttlMillis, () => work()),
+    hold,
+    close: async () => {
+      await client.quit().catch(() => client.disconnect())
+    }
+  }
+}
