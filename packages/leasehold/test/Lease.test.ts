@@ -445,3 +445,14 @@ describe("Lease input validation", () => {
     }).pipe(Effect.provide(layer))
   )
 })
+
+describe("TokenSource.secureRandom", () => {
+  it.effect("draws distinct 22-character base64url tokens (128 bits each), across refills of its pool", () =>
+    Effect.gen(function* () {
+      const tokens = new Set<string>()
+      for (let i = 0; i < 1_000; i++) tokens.add(yield* TokenSource.secureRandom.newToken)
+      assert.strictEqual(tokens.size, 1_000)
+      for (const token of tokens) assert.match(token, /^[A-Za-z0-9_-]{22}$/)
+    })
+  )
+})
