@@ -146,6 +146,7 @@ export const renderChart = (panels: ReadonlyArray<Panel>, caption: string): stri
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ` +
       `font-family="system-ui, sans-serif" font-size="12">`,
+    "<title>leasehold benchmarks: medians per library, whiskers the range over rounds</title>",
     `<style>.caption{font-size:11px;fill:#4b5563}.title{font-weight:600;fill:#111827}.label{fill:#111827}` +
       `.value{fill:#374151}.whisker{stroke:#111827;stroke-width:1.5}</style>`,
     `<rect width="${width}" height="${height}" fill="#ffffff"/>`,

@@ -25,7 +25,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Context, Data, Deferred, Duration, Effect, Layer, Option, Result, type Schedule, Scope } from "effect"
+import { Context, Data, Deferred, Duration, Effect, Fiber, Layer, Option, Result, type Schedule, Scope } from "effect"
 import { monotonicMillis } from "./internal/clock.ts"
 import { driftMillis, Handle } from "./internal/handle.ts"
 import * as renewal from "./internal/renewal.ts"
@@ -164,6 +164,9 @@ export class Lease extends Context.Service<
   }
 >()("leasehold/Lease") {}
 
+/** How long an interrupted or failed acquire waits for the release that undoes it before leaving it running. */
+const undoGraceMillis = 100
+
 const fromResult = <A>(result: Result.Result<A, LeaseError.LeaseError>): Effect.Effect<A, LeaseError.LeaseError> =>
   Result.isSuccess(result) ? Effect.succeed(result.success) : Effect.fail(result.failure)
 
@@ -196,16 +199,14 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
     const validToken = (token: string) => fromResult(LeaseToken.decode(token))
 
     /**
-     * Undoes an acquire whose reply was lost but whose command may have landed. After an interruption the release
-     * runs before the interruption completes (one bounded round trip), so the interrupter finds nothing locked; after
-     * a store failure it runs in the background, so a failing store does not double the caller's wait.
+     * Undoes an acquire whose reply was lost (interrupted, or failed) but whose command may have landed: the token
+     * is released in the background, and the caller waits for that release at most `undoGraceMillis`, so an
+     * interrupter usually finds nothing locked, and a store that stopped answering delays nobody for long.
      */
-    const undoAcquire =
-      (key: LeaseKey.LeaseKey, token: LeaseToken.LeaseToken) =>
-      <E>(cause: Cause.Cause<E>) => {
-        const release = Effect.ignore(store.release(key, token))
-        return Cause.hasInterrupts(cause) ? release : Effect.forkDetach(release)
-      }
+    const undoAcquire = (key: LeaseKey.LeaseKey, token: LeaseToken.LeaseToken) => () =>
+      Effect.forkDetach(Effect.ignore(store.release(key, token))).pipe(
+        Effect.flatMap((release) => Effect.timeoutOption(Fiber.await(release), undoGraceMillis))
+      )
 
     /**
      * One acquire attempt with a fresh token. `onAcquired` runs uninterruptibly with the new lease, so a caller can

@@ -302,6 +302,20 @@ export const makeRedis = Effect.fnUntraced(function* (options?: RedisOptions) {
   const numberOf = (u: unknown): number | undefined =>
     typeof u === "number" ? u : typeof u === "string" && u !== "" && Number.isFinite(Number(u)) ? Number(u) : undefined
 
+  // Load the scripts of the time-critical operations now, in the background: their first use is then one round
+  // trip (EVALSHA), not two (SCRIPT LOAD first), which matters to the first renew of a lease on a slow link.
+  const warmUpKey = redisKeys(prefix, "leasehold:warm-up").lease
+  yield* Effect.forkScoped(
+    Effect.ignore(
+      Effect.all([
+        renew(warmUpKey, "warm-up-token-000", 1),
+        release(warmUpKey, "warm-up-token-000", channel, "leasehold:warm-up"),
+        isHeld(warmUpKey, "warm-up-token-000"),
+        inspect(warmUpKey)
+      ]).pipe(Effect.timeout(timeout))
+    )
+  )
+
   return LeaseStore.of({
     id: storeId(`redis:${prefix}`),
     acquire: (key, token, ttlMillis, owner) => {

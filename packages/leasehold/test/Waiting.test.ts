@@ -71,7 +71,10 @@ describe("Waiting in one process (memory store, TestClock)", () => {
     return Effect.gen(function* () {
       yield* warmUp
       yield* Lease.acquire("budgets", "10 seconds", { owner: { id: "slow-holder" } })
-      const head = yield* Effect.forkChild(Lease.withLease("budgets", 300, Effect.void, { wait: "3 seconds" }), startNow)
+      const head = yield* Effect.forkChild(
+        Lease.withLease("budgets", 300, Effect.void, { wait: "3 seconds" }),
+        startNow
+      )
       const queued = yield* Effect.forkChild(
         Lease.withLease("budgets", 300, Effect.void, { wait: "1 second" }),
         startNow
@@ -126,12 +129,9 @@ describe("Waiting across processes on Redis", () => {
           const entered: Array<number> = []
           const waiters = yield* Effect.forEach(keys, (key) =>
             Effect.forkChild(
-              Lease.withLease(
-                key,
-                "5 seconds",
-                Clock.currentTimeMillis.pipe(Effect.map((now) => entered.push(now))),
-                { wait: "10 seconds" }
-              ).pipe(Effect.provide(waiterSide))
+              Lease.withLease(key, "5 seconds", Clock.currentTimeMillis.pipe(Effect.map((now) => entered.push(now))), {
+                wait: "10 seconds"
+              }).pipe(Effect.provide(waiterSide))
             )
           )
           // each waiter: its first try, then its try as head of its queue after subscribing; then silence

@@ -9,6 +9,9 @@
  *    killed when the layer scope closes or the Node process exits (`kind: "spawned"`).
  * 3. A `redis:7` container through testcontainers, only when a container runtime answers (`kind: "container"`).
  *
+ * `startServer` starts a private server from `PATH` regardless, optionally on a given port: for tests that signal,
+ * kill or restart the process (`RedisFaults` builds on it).
+ *
  * @since 0.1.0
  */
 import { type ChildProcess, spawn } from "node:child_process"
@@ -17,7 +20,7 @@ import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as NodeRedis from "@effect/platform-node/NodeRedis"
-import { Context, Data, Effect, Layer, Schema, type Scope } from "effect"
+import { Context, Data, Effect, Layer, Schedule, Schema, type Scope } from "effect"
 import * as Redis from "effect/persistence/Redis"
 
 /**
@@ -80,6 +83,10 @@ const TERM_GRACE = "2 seconds"
 const KILL_GRACE = "5 seconds"
 /** Attempts at binding a free port, for the race between finding a port and redis binding it. */
 const BIND_ATTEMPTS = 5
+/** Attempts at binding a given port, while a killed predecessor still holds it. */
+const REBIND_ATTEMPTS = 20
+/** The pause between those attempts. */
+const REBIND_SPACING = "50 millis"
 /** Output kept from a spawned `redis-server` for error messages. */
 const OUTPUT_LIMIT = 16 * 1024
 const READY_LINE = "Ready to accept connections"
@@ -277,10 +284,9 @@ const awaitReady = (server: ServerProcess): Effect.Effect<void, RedisTestServerE
   )
 }
 
-/** One attempt: a free port, a child bound to the current scope, and its ready line. */
-const startOnce = (binary: string) =>
+/** One attempt on `port`: a child bound to the current scope, and its ready line. */
+const startOn = (binary: string, port: number) =>
   Effect.gen(function* () {
-    const port = yield* freePort
     const { handle } = yield* Effect.acquireRelease(
       Effect.sync(() => spawnServer(binary, port)),
       ({ handle, onProcessExit }) =>
@@ -296,7 +302,11 @@ const startOnce = (binary: string) =>
     return handle
   })
 
-const spawned = (binary: string): Effect.Effect<RedisTestServer["Service"], RedisTestServerError, Scope.Scope> =>
+/** One attempt: a free port, a child bound to the current scope, and its ready line. */
+const startOnce = (binary: string) => Effect.flatMap(freePort, (port) => startOn(binary, port))
+
+/** Starts on a free port, retrying on another one when redis lost the race for it. */
+const startOnFreePort = (binary: string) =>
   startOnce(binary).pipe(
     Effect.retry({ times: BIND_ATTEMPTS - 1, while: (error) => error._tag === "PortInUse" }),
     Effect.catchTag("PortInUse", (error) =>
@@ -305,11 +315,100 @@ const spawned = (binary: string): Effect.Effect<RedisTestServer["Service"], Redi
           message: `redis-server could not bind a free port on 127.0.0.1 in ${BIND_ATTEMPTS} attempts. Output:\n${error.output}`
         })
       )
-    ),
+    )
+  )
+
+/** Starts on `port`, retrying while a predecessor (just killed) still holds it. */
+const startOnPort = (binary: string, port: number) =>
+  startOn(binary, port).pipe(
+    Effect.retry({
+      schedule: Schedule.spaced(REBIND_SPACING),
+      times: REBIND_ATTEMPTS - 1,
+      while: (error) => error._tag === "PortInUse"
+    }),
+    Effect.catchTag("PortInUse", (error) =>
+      Effect.fail(
+        new RedisTestServerError({
+          message: `redis-server could not bind 127.0.0.1:${port} in ${REBIND_ATTEMPTS} attempts. Output:\n${error.output}`
+        })
+      )
+    )
+  )
+
+const spawned = (binary: string): Effect.Effect<RedisTestServer["Service"], RedisTestServerError, Scope.Scope> =>
+  startOnFreePort(binary).pipe(
     Effect.map(({ child, port }) =>
       RedisTestServer.of({ url: `redis://127.0.0.1:${port}`, host: "127.0.0.1", port, pid: child.pid, kind: "spawned" })
     )
   )
+
+// ---------------------------------------------------------------------------
+// A redis-server of the test's own, to pause, kill and restart
+// ---------------------------------------------------------------------------
+
+/**
+ * A `redis-server` child started by {@link startServer}.
+ *
+ * **Details**
+ *
+ * - `url`, `port`: where it listens (`redis://127.0.0.1:<port>`);
+ * - `pid`: its process id, for signals (`SIGSTOP`, `SIGKILL`, ...);
+ * - `exited`: completes once the process has exited, whatever stopped it (at once if it already has).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SpawnedServer {
+  readonly url: string
+  readonly port: number
+  readonly pid: number
+  readonly exited: Effect.Effect<void>
+}
+
+/**
+ * Whether a `redis-server` binary is on `PATH`, which {@link startServer} needs (`REDIS_URL` and containers do not
+ * count). Tests that signal the server process can skip themselves without it.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const hasServerBinary = (): boolean => findOnPath("redis-server") !== undefined
+
+/**
+ * Starts a private `redis-server` from `PATH` on 127.0.0.1, whatever `REDIS_URL` says: on `options.port` when
+ * given, else on a free port. Same flags (no persistence) and readiness wait as {@link layerServer}; stopped
+ * (SIGTERM, then SIGKILL) when the scope closes, and killed if the Node process exits first.
+ *
+ * **When to use**
+ *
+ * When a test must own the process: pause it, kill it, start a new one on the port its clients know (see
+ * `RedisFaults`). On a given port, a start that finds the port still taken (a killed predecessor releasing it) is
+ * retried for about a second.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const startServer = (options?: {
+  readonly port?: number | undefined
+}): Effect.Effect<SpawnedServer, RedisTestServerError, Scope.Scope> =>
+  Effect.suspend(() => {
+    const binary = findOnPath("redis-server")
+    if (binary === undefined)
+      return Effect.fail(
+        new RedisTestServerError({
+          message: "redis-server was not found on PATH: install it (apt-get install redis-server)"
+        })
+      )
+    const port = options?.port
+    return (port === undefined ? startOnFreePort(binary) : startOnPort(binary, port)).pipe(
+      Effect.map(({ child, port }) => ({
+        url: `redis://127.0.0.1:${port}`,
+        port,
+        pid: child.pid!,
+        exited: awaitExit(child)
+      }))
+    )
+  })
 
 // ---------------------------------------------------------------------------
 // (c) testcontainers

@@ -10,6 +10,12 @@ export * as LeaseObserver from "./LeaseObserver.ts"
 /** @since 0.1.0 */
 export * as LeaseStore from "./LeaseStore.ts"
 /** @since 0.1.0 */
+export * as RedisFaults from "./RedisFaults.ts"
+/** @since 0.1.0 */
 export * as RedisTestServer from "./RedisTestServer.ts"
+/** @since 0.1.0 */
+export * as Stall from "./Stall.ts"
+/** @since 0.1.0 */
+export * as TcpProxy from "./TcpProxy.ts"
 /** @since 0.1.0 */
 export * as TokenSource from "./TokenSource.ts"

@@ -79,20 +79,37 @@ export const make = (store: LeaseStore.LeaseStore, layerScope: Scope.Scope) => {
     Effect.scoped(
       Effect.gen(function* () {
         const start = yield* monotonicMillis
+        const budgetLeft = Effect.map(monotonicMillis, (now) => start + budgetMillis - now)
+        /** A try bounded by what is left of the budget (`None` when the budget ran out first). */
+        const tryWithin = Effect.flatMap(budgetLeft, (left) =>
+          left > 0 ? Effect.timeoutOption(tryOnce(onAcquired), Math.ceil(left)) : Effect.succeedNone
+        )
+        const outOfBudget = (holder: Option.Option<LeaseOwner> | undefined) =>
+          Effect.flatMap(monotonicMillis, (now) => timedOut(key, now - start, holder))
         if (!room.hasWaiters(key)) {
-          const first = yield* tryOnce(onAcquired)
-          if (first._tag === "Acquired") return first.lease
-          if (budgetMillis === 0) return yield* timedOut(key, 0, first.owner)
+          if (budgetMillis === 0) {
+            const only = yield* tryOnce(onAcquired)
+            return only._tag === "Acquired" ? only.lease : yield* timedOut(key, 0, only.owner)
+          }
+          const first = yield* tryWithin
+          if (Option.isNone(first)) return yield* outOfBudget(undefined)
+          if (first.value._tag === "Acquired") return first.value.lease
         }
         // Listen before the next try, so that a release between that try and the sleep after it is not missed.
-        const watch = yield* releaseWatch
+        // A store that does not answer the subscription in time leaves this waiter polling instead.
+        const watch = yield* releaseWatch.pipe(
+          Effect.timeoutOption(Math.max(0, Math.ceil(yield* budgetLeft))),
+          Effect.map(Option.getOrElse(() => unwatched))
+        )
         const ticket = yield* room.join(key)
         let probe = ticket.isHead()
         let fallbackMillis = Number.POSITIVE_INFINITY
         let safetyNetMillis = 100
         while (true) {
           if (probe && ticket.isHead()) {
-            const result = yield* tryOnce(onAcquired)
+            const attempt = yield* tryWithin
+            if (Option.isNone(attempt)) return yield* outOfBudget(ticket.holder())
+            const result = attempt.value
             if (result._tag === "Acquired") {
               ticket.leave(ttlMillis)
               return result.lease
