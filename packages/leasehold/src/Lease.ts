@@ -195,6 +195,18 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
         ? Effect.void
         : Effect.fail(LeaseError.make(new LeaseError.ForeignLease({ key: lease.key, operation })))
     const validKey = (key: string) => fromResult(LeaseKey.decode(key))
+    const waiting = waitingMake(store, yield* Effect.scope)
+
+    /** Releases a lease in the store; a release that took place wakes this process's next waiter at once. */
+    const releaseInStore = (lease: Handle) =>
+      store
+        .release(lease.key, lease.token)
+        .pipe(
+          Effect.tap((wasHeld) =>
+            wasHeld ? Effect.sync(() => waiting.releasedHere(lease.key, lease.fence)) : Effect.void
+          )
+        )
+
     /** Checks every token, whatever its source: a malformed or short token never reaches the store. */
     const validToken = (token: string) => fromResult(LeaseToken.decode(token))
 
@@ -289,9 +301,9 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
 
     const release = Effect.fn("Lease.release")(function* (lease: Handle) {
       yield* checkStore(lease, "release")
-      const wasHeld = yield* store
-        .release(lease.key, lease.token)
-        .pipe(Effect.tapError((error) => observe(observer.releaseFailed(infoOf(lease), error))))
+      const wasHeld = yield* releaseInStore(lease).pipe(
+        Effect.tapError((error) => observe(observer.releaseFailed(infoOf(lease), error)))
+      )
       yield* observe(observer.released(infoOf(lease), wasHeld))
       return wasHeld
     })
@@ -316,8 +328,6 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
       )
     })
 
-    const waiting = waitingMake(store, yield* Effect.scope)
-
     const renewalEvents: renewal.RenewalEvents = {
       renewed: (lease) => observe(observer.renewed(infoOf(lease))),
       renewFailed: (lease, error) => observe(observer.renewFailed(infoOf(lease), error)),
@@ -326,7 +336,7 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
 
     /** Final release of an auto-renewed lease: bounded by the store, reported, never failing the scope. */
     const finalRelease = (lease: Handle) =>
-      store.release(lease.key, lease.token).pipe(
+      releaseInStore(lease).pipe(
         Effect.matchEffect({
           onSuccess: (wasHeld) => observe(observer.released(infoOf(lease), wasHeld)),
           onFailure: (error) =>

@@ -80,12 +80,13 @@ export interface LeaseStore {
   readonly isHeld: (key: LeaseKey, token: LeaseToken) => Effect.Effect<boolean, LeaseError.LeaseError>
   readonly inspect: (key: LeaseKey) => Effect.Effect<Option.Option<Snapshot>, LeaseError.LeaseError>
   /**
-   * Listens for releases (by any client) for the life of the scope, calling `onRelease` with each released key.
+   * Listens for releases (by any client) for the life of the scope, calling `onRelease` with each released key and
+   * the fence of the lease that was released (`undefined` when a store cannot tell).
    * It succeeds once releases are being heard, so a release after that point is not missed; `healthy` turns false
    * if the notifications stop (then waiters fall back to timers).
    */
   readonly watchReleases: (
-    onRelease: (key: string) => void
+    onRelease: (key: string, fence: bigint | undefined) => void
   ) => Effect.Effect<ReleaseWatch, LeaseError.LeaseError, Scope.Scope>
 }
 
@@ -133,7 +134,7 @@ interface MemoryEntry {
 export const makeMemory: Effect.Effect<LeaseStore> = Effect.sync(() => {
   const entries = new Map<string, MemoryEntry>()
   const fences = new Map<string, bigint>()
-  const listeners = new Set<(key: string) => void>()
+  const listeners = new Set<(key: string, fence: bigint) => void>()
   let sweepAt = 1024
 
   const live = (key: string, now: number): MemoryEntry | undefined => {
@@ -175,9 +176,10 @@ export const makeMemory: Effect.Effect<LeaseStore> = Effect.sync(() => {
       }),
     release: (key, token) =>
       withNow((now) => {
-        if (live(key, now)?.token !== token) return false
+        const held = live(key, now)
+        if (held?.token !== token) return false
         entries.delete(key)
-        for (const listener of listeners) listener(key)
+        for (const listener of listeners) listener(key, held.fence)
         return true
       }),
     isHeld: (key, token) => withNow((now) => live(key, now)?.token === token),
@@ -193,7 +195,7 @@ export const makeMemory: Effect.Effect<LeaseStore> = Effect.sync(() => {
     watchReleases: (onRelease) =>
       Effect.acquireRelease(
         Effect.sync(() => {
-          const listener = (key: string) => onRelease(key)
+          const listener = (key: string, fence: bigint) => onRelease(key, fence)
           listeners.add(listener)
           return listener
         }),
@@ -240,12 +242,20 @@ export const redisKeys = (prefix: string, key: string) => {
 }
 
 /**
- * The pub/sub channel on which the Redis store announces releases; each message is the released key.
+ * The pub/sub channel on which the Redis store announces releases; each message is `<fence>:<key>`, the fence of the
+ * released lease and its key.
  *
  * @category redis
  * @since 0.1.0
  */
 export const releaseChannel = (prefix: string): string => `${prefix}released`
+
+/** Reads a release announcement (`<fence>:<key>`); `undefined` for a message of another shape. */
+const parseRelease = (message: string): { readonly key: string; readonly fence: bigint } | undefined => {
+  const colon = message.indexOf(":")
+  const fence = message.slice(0, colon)
+  return colon > 0 && /^\d+$/.test(fence) ? { key: message.slice(colon + 1), fence: BigInt(fence) } : undefined
+}
 
 type Reply = ReadonlyArray<unknown>
 
@@ -366,7 +376,12 @@ export const makeRedis = Effect.fnUntraced(function* (options?: RedisOptions) {
         let healthy = true
         const messages = yield* redis.subscribe(channel)
         yield* Queue.take(messages).pipe(
-          Effect.flatMap((message) => Effect.sync(() => onRelease(message.message))),
+          Effect.flatMap((message) =>
+            Effect.sync(() => {
+              const released = parseRelease(message.message)
+              if (released !== undefined) onRelease(released.key, released.fence)
+            })
+          ),
           Effect.forever,
           Effect.catchCause((cause) =>
             Effect.sync(() => {
@@ -437,9 +452,10 @@ const releaseScript = Redis.script(
   {
     numberOfKeys: 1,
     lua: `
-if redis.call("HGET", KEYS[1], "token") == ARGV[1] then
+local fields = redis.call("HMGET", KEYS[1], "token", "fence")
+if fields[1] == ARGV[1] then
   redis.call("DEL", KEYS[1])
-  redis.call("PUBLISH", ARGV[2], ARGV[3])
+  redis.call("PUBLISH", ARGV[2], fields[2] .. ":" .. ARGV[3])
   return 1
 end
 return 0

@@ -117,7 +117,7 @@ layer(TestLayer, { excludeTestServices: true })("Redis store", (it) => {
         assert.isFalse(yield* Lease.release(new Lease.Handle({ ...lease, token: "not-the-owner-token" as never })))
         assert.isTrue(yield* Lease.release(lease))
         const message = yield* Queue.take(messages).pipe(Effect.timeout("5 seconds"))
-        assert.deepStrictEqual(message, { channel: "lease:released", message: key })
+        assert.deepStrictEqual(message, { channel: "lease:released", message: `${lease.fence}:${key}` })
       })
     )
   )

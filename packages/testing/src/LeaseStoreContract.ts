@@ -169,7 +169,11 @@ export const run = <E>(name: string, storeLayer: Layer.Layer<LeaseStore.LeaseSto
         Effect.gen(function* () {
           const store = yield* LeaseStore.LeaseStore
           const heard: Array<string> = []
-          const watch = yield* store.watchReleases((key) => heard.push(key))
+          const fences: Array<bigint | undefined> = []
+          const watch = yield* store.watchReleases((key, fence) => {
+            heard.push(key)
+            fences.push(fence)
+          })
           assert.isTrue(watch.healthy())
           const key = freshKey("announce")
           const lease = acquired(yield* Lease.acquire(key, "10 seconds"))
@@ -182,6 +186,7 @@ export const run = <E>(name: string, storeLayer: Layer.Layer<LeaseStore.LeaseSto
           assert.isTrue(yield* Lease.release(acquired(yield* Lease.acquire(marker, "10 seconds"))))
           yield* options.awaitAnnouncements?.(() => heard.includes(marker)) ?? Effect.void
           assert.deepStrictEqual(heard, [key, marker])
+          assert.deepStrictEqual(fences, [lease.fence, 1n], "each announcement names the released lease's fence")
         })
       )
     )

@@ -36,6 +36,26 @@ const timedOut = (key: LeaseKey, waitedMillis: number, holder: Option.Option<Lea
  */
 export const make = (store: LeaseStore.LeaseStore, layerScope: Scope.Scope) => {
   const room = waitRoom.make<Option.Option<LeaseOwner>>()
+
+  /**
+   * Each release reaches the waiters twice when this process made it: from the release's own reply (at once) and
+   * from the store's announcement (a hop later). The first wakes the head of the key's queue; the second, matched
+   * by key and fence, is dropped, so a release wakes one waiter once.
+   */
+  const heard = new Map<string, "here" | "store">()
+  const announce = (key: string, fence: bigint | undefined, from: "here" | "store") => {
+    if (fence !== undefined && room.hasWaiters(key)) {
+      const id = `${fence}:${key}`
+      const before = heard.get(id)
+      if (before !== undefined && before !== from) {
+        heard.delete(id)
+        return
+      }
+      heard.set(id, from)
+      if (heard.size > 4_096) heard.delete(heard.keys().next().value!)
+    }
+    room.notify(key)
+  }
   const unwatched: LeaseStore.ReleaseWatch = { healthy: () => false }
   let watching: Deferred.Deferred<LeaseStore.ReleaseWatch> | undefined
 
@@ -47,20 +67,22 @@ export const make = (store: LeaseStore.LeaseStore, layerScope: Scope.Scope) => {
     if (watching !== undefined) return Deferred.await(watching)
     const opened = Deferred.makeUnsafe<LeaseStore.ReleaseWatch>()
     watching = opened
-    const open = store.watchReleases(room.notify).pipe(
-      Scope.provide(layerScope),
-      Effect.catch((error) =>
-        Effect.logWarning("leasehold: cannot listen for releases; waiters poll", error.message).pipe(
-          Effect.andThen(
-            Effect.sync(() => {
-              watching = undefined
-            })
-          ),
-          Effect.as(unwatched)
-        )
-      ),
-      Effect.flatMap((watch) => Deferred.succeed(opened, watch))
-    )
+    const open = store
+      .watchReleases((key, fence) => announce(key, fence, "store"))
+      .pipe(
+        Scope.provide(layerScope),
+        Effect.catch((error) =>
+          Effect.logWarning("leasehold: cannot listen for releases; waiters poll", error.message).pipe(
+            Effect.andThen(
+              Effect.sync(() => {
+                watching = undefined
+              })
+            ),
+            Effect.as(unwatched)
+          )
+        ),
+        Effect.flatMap((watch) => Deferred.succeed(opened, watch))
+      )
     return Effect.forkIn(open, layerScope).pipe(Effect.andThen(Deferred.await(opened)))
   })
 
@@ -156,5 +178,8 @@ export const make = (store: LeaseStore.LeaseStore, layerScope: Scope.Scope) => {
     )
   }
 
-  return { acquireWaiting }
+  /** A release made by this process: wakes the head of the key's queue without waiting for the announcement. */
+  const releasedHere = (key: LeaseKey, fence: bigint) => announce(key, fence, "here")
+
+  return { acquireWaiting, releasedHere }
 }
