@@ -28,7 +28,7 @@
 import { Context, Data, Deferred, Duration, Effect, Fiber, Layer, Option, Result, type Schedule, Scope } from "effect"
 import { monotonicMillis } from "./internal/clock.ts"
 import { driftMillis, Handle } from "./internal/handle.ts"
-import * as renewal from "./internal/renewal.ts"
+import * as renewer from "./internal/renewer.ts"
 import * as validate from "./internal/validate.ts"
 import { make as waitingMake } from "./internal/waiting.ts"
 import * as LeaseError from "./LeaseError.ts"
@@ -195,7 +195,17 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
         ? Effect.void
         : Effect.fail(LeaseError.make(new LeaseError.ForeignLease({ key: lease.key, operation })))
     const validKey = (key: string) => fromResult(LeaseKey.decode(key))
-    const waiting = waitingMake(store, yield* Effect.scope)
+    const layerScope = yield* Effect.scope
+    const waiting = waitingMake(store, layerScope)
+    const renewals = renewer.make(
+      store,
+      {
+        renewed: (lease) => observe(observer.renewed(infoOf(lease))),
+        renewFailed: (lease, error) => observe(observer.renewFailed(infoOf(lease), error)),
+        lost: (lease, reason) => observe(observer.lost(infoOf(lease), reason))
+      },
+      layerScope
+    )
 
     /** Releases a lease in the store; a release that took place wakes this process's next waiter at once. */
     const releaseInStore = (lease: Handle) =>
@@ -328,12 +338,6 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
       )
     })
 
-    const renewalEvents: renewal.RenewalEvents = {
-      renewed: (lease) => observe(observer.renewed(infoOf(lease))),
-      renewFailed: (lease, error) => observe(observer.renewFailed(infoOf(lease), error)),
-      lost: (lease, reason) => observe(observer.lost(infoOf(lease), reason))
-    }
-
     /** Final release of an auto-renewed lease: bounded by the store, reported, never failing the scope. */
     const finalRelease = (lease: Handle) =>
       releaseInStore(lease).pipe(
@@ -372,18 +376,16 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
       )
       let current = lease
       const lost = yield* Deferred.make<LeaseError.LeaseLost>()
-      const onLost = options?.interruptOnLoss === false ? Effect.void : Effect.sync(() => holder.interruptUnsafe())
-      yield* Effect.forkIn(
-        renewal.keepRenewed(
-          store,
-          renewalEvents,
-          lease,
-          intervalMillis,
-          (renewed) => (current = renewed),
-          lost,
-          onLost
-        ),
-        scope
+      // A weak reference: a lease held by a scope that outlives the fiber that acquired it does not keep that fiber.
+      const holderRef = new WeakRef(holder)
+      const onLost =
+        options?.interruptOnLoss === false ? Effect.void : Effect.sync(() => holderRef.deref()?.interruptUnsafe())
+      // Registered after the release: finalizers run last-in first-out, so renewals stop before the release.
+      yield* Effect.uninterruptible(
+        Effect.flatMap(
+          renewals.add(lease, intervalMillis, (renewed) => (current = renewed), lost, onLost),
+          (stopRenewing) => Scope.addFinalizer(scope, stopRenewing)
+        )
       )
       const ensureValid = Effect.flatMap(monotonicMillis, (now) => {
         if (Deferred.isDoneUnsafe(lost))

@@ -43,6 +43,18 @@ export type AcquireReply =
 export type RenewReply = "renewed" | "expired" | "stolen"
 
 /**
+ * One lease to renew in `renewMany`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface RenewRequest {
+  readonly key: LeaseKey
+  readonly token: LeaseToken
+  readonly ttlMillis: number
+}
+
+/**
  * A read-only view of a held key.
  *
  * @category models
@@ -76,6 +88,13 @@ export interface LeaseStore {
     token: LeaseToken,
     ttlMillis: number
   ) => Effect.Effect<RenewReply, LeaseError.LeaseError>
+  /**
+   * Renews several leases together, for a renewer that batches what is due: the replies in order. The Redis store
+   * sends one script for up to 512 leases; the memory store renews each.
+   */
+  readonly renewMany: (
+    leases: ReadonlyArray<RenewRequest>
+  ) => Effect.Effect<ReadonlyArray<RenewReply>, LeaseError.LeaseError>
   readonly release: (key: LeaseKey, token: LeaseToken) => Effect.Effect<boolean, LeaseError.LeaseError>
   readonly isHeld: (key: LeaseKey, token: LeaseToken) => Effect.Effect<boolean, LeaseError.LeaseError>
   readonly inspect: (key: LeaseKey) => Effect.Effect<Option.Option<Snapshot>, LeaseError.LeaseError>
@@ -151,6 +170,14 @@ export const makeMemory: Effect.Effect<LeaseStore> = Effect.sync(() => {
     sweepAt = Math.max(1024, entries.size * 2)
   }
 
+  const renewAt = (now: number, { key, token, ttlMillis }: RenewRequest): RenewReply => {
+    const held = live(key, now)
+    if (held === undefined) return "expired"
+    if (held.token !== token) return "stolen"
+    held.expiresAt = now + ttlMillis
+    return "renewed"
+  }
+
   const withNow = <A>(f: (now: number) => A): Effect.Effect<A> =>
     Effect.clockWith((clock) => Effect.sync(() => f(clock.currentTimeMillisUnsafe())))
 
@@ -166,14 +193,8 @@ export const makeMemory: Effect.Effect<LeaseStore> = Effect.sync(() => {
         entries.set(key, { token, owner, fence, acquiredAt: now, expiresAt: now + ttlMillis })
         return { _tag: "Acquired", fence, acquiredAt: now }
       }),
-    renew: (key, token, ttlMillis) =>
-      withNow((now): RenewReply => {
-        const held = live(key, now)
-        if (held === undefined) return "expired"
-        if (held.token !== token) return "stolen"
-        held.expiresAt = now + ttlMillis
-        return "renewed"
-      }),
+    renew: (key, token, ttlMillis) => withNow((now) => renewAt(now, { key, token, ttlMillis })),
+    renewMany: (leases) => withNow((now) => leases.map((lease) => renewAt(now, lease))),
     release: (key, token) =>
       withNow((now) => {
         const held = live(key, now)
@@ -221,6 +242,9 @@ export const layerMemory: Layer.Layer<LeaseStore> = Layer.effect(LeaseStore, mak
  * - `prefix` (default `"lease:"`): put before each key's hash tag: `lease:{<key>}` and `lease:{<key>}:fence`.
  * - `commandTimeout` (default 2 seconds): the bound on each command. Redis that is down, paused or partitioned
  *   yields `StoreUnavailable` after this long instead of a hang.
+ * - `batchRenewals` (default `true`): renew the leases that are due together in one script (up to 512 a call). A
+ *   script's keys must share a slot on a Redis Cluster: turn it off for a `Redis` service that talks to a cluster
+ *   (leases are then renewed one command each).
  *
  * @category models
  * @since 0.1.0
@@ -228,6 +252,7 @@ export const layerMemory: Layer.Layer<LeaseStore> = Layer.effect(LeaseStore, mak
 export interface RedisOptions {
   readonly prefix?: string | undefined
   readonly commandTimeout?: Duration.Input | undefined
+  readonly batchRenewals?: boolean | undefined
 }
 
 /**
@@ -273,6 +298,8 @@ export const makeRedis = Effect.fnUntraced(function* (options?: RedisOptions) {
 
   const acquire = redis.eval(acquireScript)
   const renew = redis.eval(renewScript)
+  const renewBatch = redis.eval(renewManyScript)
+  const batchRenewals = options?.batchRenewals ?? true
   const release = redis.eval(releaseScript)
   const isHeld = redis.eval(isHeldScript)
   const inspect = redis.eval(inspectScript)
@@ -306,24 +333,29 @@ export const makeRedis = Effect.fnUntraced(function* (options?: RedisOptions) {
         })
       )
 
+  const renewReply = (reply: unknown): RenewReply | undefined =>
+    reply === 1 ? "renewed" : reply === 0 ? "expired" : reply === -1 ? "stolen" : undefined
   const text = (u: unknown): string | undefined => (typeof u === "string" && u !== "" ? u : undefined)
   const bigintOf = (u: unknown): bigint | undefined =>
     typeof u === "string" && /^\d+$/.test(u) ? BigInt(u) : typeof u === "number" ? BigInt(u) : undefined
   const numberOf = (u: unknown): number | undefined =>
     typeof u === "number" ? u : typeof u === "string" && u !== "" && Number.isFinite(Number(u)) ? Number(u) : undefined
 
-  // Load the scripts of the time-critical operations now, in the background: their first use is then one round
-  // trip (EVALSHA), not two (SCRIPT LOAD first), which matters to the first renew of a lease on a slow link.
+  // Load the scripts of the time-critical operations now (one round trip, bounded, failures ignored): their first
+  // use is then one round trip (EVALSHA), not two (SCRIPT LOAD first), which matters to the first renew of a lease
+  // on a slow link.
   const warmUpKey = redisKeys(prefix, "leasehold:warm-up").lease
-  yield* Effect.forkScoped(
-    Effect.ignore(
-      Effect.all([
+  yield* Effect.ignore(
+    Effect.all(
+      [
         renew(warmUpKey, "warm-up-token-000", 1),
+        renewBatch([warmUpKey], ["warm-up-token-000", "1"]),
         release(warmUpKey, "warm-up-token-000", channel, "leasehold:warm-up"),
         isHeld(warmUpKey, "warm-up-token-000"),
         inspect(warmUpKey)
-      ]).pipe(Effect.timeout(timeout))
-    )
+      ],
+      { concurrency: "unbounded" }
+    ).pipe(Effect.timeout(timeout))
   )
 
   return LeaseStore.of({
@@ -348,9 +380,34 @@ export const makeRedis = Effect.fnUntraced(function* (options?: RedisOptions) {
       )
     },
     renew: (key, token, ttlMillis) =>
-      bounded("renew", key)(renew(redisKeys(prefix, key).lease, token, ttlMillis), (reply) =>
-        reply === 1 ? "renewed" : reply === 0 ? "expired" : reply === -1 ? "stolen" : undefined
-      ),
+      bounded("renew", key)(renew(redisKeys(prefix, key).lease, token, ttlMillis), renewReply),
+    renewMany: (leases) => {
+      if (leases.length === 0) return Effect.succeed([])
+      const one = (lease: RenewRequest) =>
+        bounded("renew", lease.key)(renew(redisKeys(prefix, lease.key).lease, lease.token, lease.ttlMillis), renewReply)
+      if (!batchRenewals) return Effect.forEach(leases, one, { concurrency: "unbounded" })
+      const chunks: Array<ReadonlyArray<RenewRequest>> = []
+      for (let i = 0; i < leases.length; i += renewBatchSize) chunks.push(leases.slice(i, i + renewBatchSize))
+      return Effect.map(
+        Effect.forEach(
+          chunks,
+          (chunk) =>
+            bounded("renew", chunk[0]!.key)(
+              renewBatch(
+                chunk.map((lease) => redisKeys(prefix, lease.key).lease),
+                chunk.flatMap((lease) => [lease.token, String(lease.ttlMillis)])
+              ),
+              (reply): ReadonlyArray<RenewReply> | undefined => {
+                if (!Array.isArray(reply) || reply.length !== chunk.length) return undefined
+                const replies = reply.map(renewReply)
+                return replies.every((r) => r !== undefined) ? (replies as Array<RenewReply>) : undefined
+              }
+            ),
+          { concurrency: "unbounded" }
+        ),
+        (replies) => replies.flat()
+      )
+    },
     release: (key, token) =>
       bounded("release", key)(release(redisKeys(prefix, key).lease, token, channel, key), (reply) =>
         reply === 1 ? true : reply === 0 ? false : undefined
@@ -446,6 +503,30 @@ if token then return -1 end
 return 0
 `
 }).withReturnType<unknown>()
+
+const renewBatchSize = 512
+
+const renewManyScript = Redis.script(
+  (leases: ReadonlyArray<string>, tokensAndTtls: ReadonlyArray<string>) => [...leases, ...tokensAndTtls],
+  {
+    numberOfKeys: (leases) => leases.length,
+    lua: `
+local replies = {}
+for i = 1, #KEYS do
+  local token = redis.call("HGET", KEYS[i], "token")
+  if token == ARGV[2 * i - 1] then
+    redis.call("PEXPIRE", KEYS[i], ARGV[2 * i])
+    replies[i] = 1
+  elseif token then
+    replies[i] = -1
+  else
+    replies[i] = 0
+  end
+end
+return replies
+`
+  }
+).withReturnType<unknown>()
 
 const releaseScript = Redis.script(
   (lease: string, token: string, channel: string, key: string) => [lease, token, channel, key],

@@ -185,6 +185,50 @@ describe("Lease after a stall of the whole process (memory store, real clock)", 
   })
 })
 
+describe("Lease renewals of many leases (memory store, TestClock)", () => {
+  it.effect("leases due within a tenth of their interval are renewed together; each still every TTL/3", () => {
+    const { layer, calls } = makeTestLease()
+    const batches = () => calls.filter((call) => call.op === "renewMany").map((call) => call.key)
+    return Effect.gen(function* () {
+      const hold = (key: string) =>
+        Effect.forkChild(Lease.withLease(key, 300, Effect.never), { startImmediately: true })
+      yield* hold("a")
+      yield* TestClock.adjust(5)
+      yield* hold("b")
+      yield* TestClock.adjust(25)
+      yield* hold("c")
+      yield* TestClock.adjust(70)
+      // at 100 ms "a" is due, and "b" (due at 105 ms, within 10 ms) joins it; "c" is due at 130 ms
+      assert.deepStrictEqual(batches(), ["a,b"])
+      yield* TestClock.adjust(30)
+      assert.deepStrictEqual(batches(), ["a,b", "c"])
+      yield* TestClock.adjust(70)
+      assert.deepStrictEqual(batches(), ["a,b", "c", "a,b"])
+      assert.strictEqual(calls.filter((call) => call.op === "renew").length, 5)
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("one lease's lost renewal does not hold up the others", () => {
+    const { layer } = makeTestLease((memory) => ({
+      renew: (key, token, ttl) => (key === "stuck" ? Effect.never : memory.renew(key, token, ttl))
+    }))
+    return Effect.gen(function* () {
+      const stuck = yield* Effect.forkChild(Lease.withLease("stuck", 300, Effect.never), { startImmediately: true })
+      const fine = yield* Effect.forkChild(
+        Lease.withLease("fine", 3_000, Effect.sleep(2_000).pipe(Effect.as("kept"))),
+        {
+          startImmediately: true
+        }
+      )
+      yield* TestClock.adjust(300)
+      const reason = reasonOf(failureOf(yield* Fiber.await(stuck)))
+      assert.strictEqual(reason._tag === "LeaseLost" && reason.reason, "store-unavailable")
+      yield* TestClock.adjust(1_700)
+      assert.strictEqual(yield* Fiber.join(fine), "kept")
+    }).pipe(Effect.provide(layer))
+  })
+})
+
 describe("Lease scope and interruption (memory store, TestClock)", () => {
   it.effect("on scope close the renewals stop first, then the release; none run afterwards", () => {
     const { layer, calls } = makeTestLease()
@@ -194,10 +238,10 @@ describe("Lease scope and interruption (memory store, TestClock)", () => {
       yield* Fiber.join(fiber)
       assert.deepStrictEqual(
         calls.map((call) => call.op),
-        ["acquire", "renew", "release"]
+        ["acquire", "renewMany", "renew", "release"]
       )
       yield* TestClock.adjust(Duration.seconds(10))
-      assert.strictEqual(calls.length, 3)
+      assert.strictEqual(calls.length, 4)
     }).pipe(Effect.provide(layer))
   })
 

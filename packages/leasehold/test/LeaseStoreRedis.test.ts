@@ -107,6 +107,24 @@ layer(TestLayer, { excludeTestServices: true })("Redis store", (it) => {
     })
   )
 
+  it.effect("renewMany renews a batch of leases in one EVALSHA; without batching, one each", () =>
+    Effect.gen(function* () {
+      const redis = yield* Redis.Redis
+      const store = yield* LeaseStore.LeaseStore
+      const leases = []
+      for (let i = 0; i < 3; i++) leases.push(acquired(yield* Lease.acquire(freshKey("batch"), "10 seconds")))
+      const requests = leases.map((lease) => ({ key: lease.key, token: lease.token, ttlMillis: 30_000 }))
+      yield* redis.send("CONFIG", "RESETSTAT")
+      assert.deepStrictEqual(yield* store.renewMany(requests), ["renewed", "renewed", "renewed"])
+      assert.strictEqual((yield* commandCounts).evalsha, 1)
+      const unbatched = yield* LeaseStore.makeRedis({ batchRenewals: false })
+      yield* redis.send("CONFIG", "RESETSTAT")
+      assert.deepStrictEqual(yield* unbatched.renewMany(requests), ["renewed", "renewed", "renewed"])
+      assert.strictEqual((yield* commandCounts).evalsha, 3)
+      for (const lease of leases) assert.isTrue((yield* redis.send<number>("PTTL", `lease:{${lease.key}}`)) > 29_000)
+    })
+  )
+
   it.effect("a release announces the key on the release channel", () =>
     Effect.scoped(
       Effect.gen(function* () {

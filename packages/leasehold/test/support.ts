@@ -4,7 +4,7 @@ import { Lease, LeaseStore } from "leasehold"
 
 /** One store operation as the Lease service issued it. */
 export interface StoreCall {
-  readonly op: "acquire" | "renew" | "release" | "isHeld" | "inspect"
+  readonly op: "acquire" | "renew" | "renewMany" | "release" | "isHeld" | "inspect"
   readonly key: string
 }
 
@@ -34,6 +34,16 @@ export const makeTestLease = (faults: Faults = () => ({})) => {
         id: memory.id,
         acquire: logged("acquire", store.acquire),
         renew: logged("renew", store.renew),
+        // Batches go through `renew`, so a fault on `renew` applies to them, and each lease counts as one call.
+        renewMany: (leases) =>
+          Effect.suspend(() => {
+            calls.push({ op: "renewMany", key: leases.map((lease) => lease.key).join(",") })
+            return Effect.forEach(
+              leases,
+              (lease) => logged("renew", store.renew)(lease.key, lease.token, lease.ttlMillis),
+              { concurrency: "unbounded" }
+            )
+          }),
         release: logged("release", store.release),
         isHeld: logged("isHeld", store.isHeld),
         inspect: logged("inspect", store.inspect),

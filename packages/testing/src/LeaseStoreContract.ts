@@ -151,6 +151,25 @@ export const run = <E>(name: string, storeLayer: Layer.Layer<LeaseStore.LeaseSto
         })
     )
 
+    it.effect("renewMany renews each lease it can and answers for each, in order", () =>
+      Effect.gen(function* () {
+        const store = yield* LeaseStore.LeaseStore
+        const held = acquired(yield* Lease.acquire(freshKey("many-held"), 2_000))
+        const taken = acquired(yield* Lease.acquire(freshKey("many-taken"), "10 seconds"))
+        const gone = freshKey("many-gone")
+        const replies = yield* store.renewMany([
+          { key: held.key, token: held.token, ttlMillis: 20_000 },
+          { key: taken.key, token: forged(taken).token, ttlMillis: 20_000 },
+          { key: gone as never, token: held.token, ttlMillis: 20_000 }
+        ])
+        assert.deepStrictEqual(replies, ["renewed", "stolen", "expired"])
+        assert.isTrue(Duration.toMillis(Option.getOrThrow(yield* Lease.inspect(held.key)).remaining) > 19_000)
+        assert.isTrue(Duration.toMillis(Option.getOrThrow(yield* Lease.inspect(taken.key)).remaining) <= 10_000)
+        assert.isTrue(Option.isNone(yield* Lease.inspect(gone)))
+        assert.deepStrictEqual(yield* store.renewMany([]), [])
+      })
+    )
+
     it.effect("keys with braces, colons and other scripts are distinct keys", () =>
       Effect.gen(function* () {
         const base = freshKey("shape")
