@@ -94,7 +94,7 @@ export interface LeaseInfo {
  * - `lost`: waits until the lease is lost and gives the reason; never completes while it is kept;
  * - `ensureValid`: fails with `LeaseLost` if the lease was lost or its local validity deadline has passed. Call it
  *   right before each protected side effect: after a pause of the whole process (a long GC, a blocked event loop)
- *   it refuses the step even before the renew fiber has had a chance to notice the loss.
+ *   it refuses the step even before the renewer has had a chance to notice the loss.
  *
  * @category models
  * @since 0.1.0
