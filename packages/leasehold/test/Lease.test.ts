@@ -261,7 +261,7 @@ describe("Lease scope and interruption (memory store, TestClock)", () => {
     }).pipe(Effect.provide(layer))
   })
 
-  it.effect("interrupting the holder releases the lease and leaves no renew fiber behind", () => {
+  it.effect("interrupting the holder releases the lease and stops its renewals", () => {
     const { layer, count } = makeTestLease()
     return Effect.gen(function* () {
       const started = yield* Deferred.make<void>()
