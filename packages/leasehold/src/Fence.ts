@@ -25,8 +25,9 @@
  *
  * @since 0.1.0
  */
-import { Cause, Duration, Effect, Option } from "effect"
+import { Duration, Effect, Option } from "effect"
 import * as Redis from "effect/persistence/Redis"
+import { boundedCommand } from "./internal/boundedCommand.ts"
 import * as LeaseError from "./LeaseError.ts"
 
 /**
@@ -84,9 +85,6 @@ const invalidFence = (fence: unknown): LeaseError.LeaseError | undefined => {
     : undefined
 }
 
-const unavailable = (operation: string, resource: string, cause: unknown) =>
-  LeaseError.make(new LeaseError.StoreUnavailable({ operation, key: resource, cause }))
-
 /** Bounds one Redis command by the timeout and maps its failures and unexpected replies to `StoreUnavailable`. */
 const bounded = <A>(
   operation: string,
@@ -94,31 +92,12 @@ const bounded = <A>(
   options: RedisOptions | undefined,
   command: Effect.Effect<unknown, Redis.RedisError>,
   parse: (reply: unknown) => A | undefined
-): Effect.Effect<A, LeaseError.LeaseError> => {
-  const timeout = Duration.fromInputUnsafe(options?.commandTimeout ?? Duration.seconds(2))
-  return command.pipe(
-    Effect.mapError((error) => unavailable(operation, resource, error.cause)),
-    Effect.timeoutOrElse({
-      duration: timeout,
-      orElse: () =>
-        Effect.fail(
-          unavailable(
-            operation,
-            resource,
-            new Cause.TimeoutError(`no reply from Redis within ${Duration.format(timeout)}`)
-          )
-        )
-    }),
-    Effect.flatMap((reply) => {
-      const parsed = parse(reply)
-      return parsed === undefined
-        ? Effect.fail(
-            unavailable(operation, resource, new Error(`unexpected reply from Redis: ${JSON.stringify(reply)}`))
-          )
-        : Effect.succeed(parsed)
-    })
-  )
-}
+): Effect.Effect<A, LeaseError.LeaseError> =>
+  boundedCommand(
+    Duration.fromInputUnsafe(options?.commandTimeout ?? Duration.seconds(2)),
+    operation,
+    resource
+  )(command, parse)
 
 /**
  * Writes `value` to the Redis hash `resource` if `fence` is at least the highest fence accepted there, in one

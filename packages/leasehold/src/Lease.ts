@@ -48,7 +48,7 @@ import * as TokenSource from "./TokenSource.ts"
  */
 export const minimumAutoRenewTtl: Duration.Duration = Duration.millis(100)
 
-export { driftMillis, Handle, reactionMillis } from "./internal/handle.ts"
+export { driftMillis, Handle, type HandleFields, reactionMillis } from "./internal/handle.ts"
 
 /**
  * The outcome of one acquire attempt (the seed's `LeaseAttempt`): `Acquired` with the lease, or `Held` by another

@@ -17,9 +17,10 @@
  *
  * @since 0.1.0
  */
-import { Cause, Context, Duration, Effect, Layer, Option, Queue, type Scope } from "effect"
+import { Context, Duration, Effect, Layer, Option, Queue, type Scope } from "effect"
 import * as Redis from "effect/persistence/Redis"
-import * as LeaseError from "./LeaseError.ts"
+import { boundedCommand } from "./internal/boundedCommand.ts"
+import type * as LeaseError from "./LeaseError.ts"
 import type { LeaseKey } from "./LeaseKey.ts"
 import type { LeaseToken } from "./LeaseToken.ts"
 
@@ -304,34 +305,7 @@ export const makeRedis = Effect.fnUntraced(function* (options?: RedisOptions) {
   const isHeld = redis.eval(isHeldScript)
   const inspect = redis.eval(inspectScript)
 
-  const unavailable = (operation: string, key: string, cause: unknown) =>
-    LeaseError.make(new LeaseError.StoreUnavailable({ operation, key, cause }))
-
-  const bounded =
-    (operation: string, key: string) =>
-    <A>(command: Effect.Effect<unknown, Redis.RedisError>, parse: (reply: unknown) => A | undefined) =>
-      command.pipe(
-        Effect.mapError((error) => unavailable(operation, key, error.cause)),
-        Effect.timeoutOrElse({
-          duration: timeout,
-          orElse: () =>
-            Effect.fail(
-              unavailable(
-                operation,
-                key,
-                new Cause.TimeoutError(`no reply from Redis within ${Duration.format(timeout)}`)
-              )
-            )
-        }),
-        Effect.flatMap((reply) => {
-          const parsed = parse(reply)
-          return parsed === undefined
-            ? Effect.fail(
-                unavailable(operation, key, new Error(`unexpected reply from Redis: ${JSON.stringify(reply)}`))
-              )
-            : Effect.succeed(parsed)
-        })
-      )
+  const bounded = (operation: string, key: string) => boundedCommand(timeout, operation, key)
 
   const renewReply = (reply: unknown): RenewReply | undefined =>
     reply === 1 ? "renewed" : reply === 0 ? "expired" : reply === -1 ? "stolen" : undefined

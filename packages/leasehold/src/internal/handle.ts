@@ -26,6 +26,24 @@ export const driftMillis = (ttlMillis: number): number => ttlMillis * 0.01 + 2
 export const reactionMillis = (ttlMillis: number): number => Math.min(10, ttlMillis / 10)
 
 /**
+ * The fields of a held lease (see `Handle`).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface HandleFields {
+  readonly key: LeaseKey
+  readonly token: LeaseToken
+  readonly ttl: Duration.Duration
+  readonly owner: Option.Option<LeaseOwner>
+  readonly fence: bigint
+  readonly acquiredAt: Date
+  readonly validUntil: number
+  /** The id of the store that granted the lease. */
+  readonly storeId: string
+}
+
+/**
  * A held lease (the seed's `Lease`): the key, the token that proves ownership, the TTL, the owner metadata, the
  * fence (a per-key counter that rises with every acquire, for protected resources to reject stale holders), the
  * store's time of acquisition, and `validUntil`, the local deadline (monotonic clock, milliseconds) after which the
@@ -36,35 +54,12 @@ export const reactionMillis = (ttlMillis: number): number => Math.min(10, ttlMil
  * @category models
  * @since 0.1.0
  */
-export class Handle {
-  readonly key: LeaseKey
-  readonly token: LeaseToken
-  readonly ttl: Duration.Duration
-  readonly owner: Option.Option<LeaseOwner>
-  readonly fence: bigint
-  readonly acquiredAt: Date
-  readonly validUntil: number
-  /** The id of the store that granted the lease. */
-  readonly storeId: string
+export interface Handle extends HandleFields {}
 
-  constructor(fields: {
-    readonly key: LeaseKey
-    readonly token: LeaseToken
-    readonly ttl: Duration.Duration
-    readonly owner: Option.Option<LeaseOwner>
-    readonly fence: bigint
-    readonly acquiredAt: Date
-    readonly validUntil: number
-    readonly storeId: string
-  }) {
-    this.key = fields.key
-    this.token = fields.token
-    this.ttl = fields.ttl
-    this.owner = fields.owner
-    this.fence = fields.fence
-    this.acquiredAt = fields.acquiredAt
-    this.validUntil = fields.validUntil
-    this.storeId = fields.storeId
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the constructor assigns every field of HandleFields
+export class Handle {
+  constructor(fields: HandleFields) {
+    Object.assign(this, fields)
   }
 
   toJSON() {
