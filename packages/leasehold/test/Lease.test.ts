@@ -356,6 +356,17 @@ describe("Lease waiting budget (memory store, TestClock)", () => {
     }).pipe(Effect.provide(layer))
   })
 
+  it.effect("a reason can be caught on its own with Effect.catchReason", () => {
+    const { layer } = makeTestLease()
+    return Effect.gen(function* () {
+      yield* Lease.acquire("caught", "10 seconds", { owner: { id: "someone-else" } })
+      const handled = yield* Lease.withLease("caught", 300, Effect.succeed("worked"), { wait: 0 }).pipe(
+        Effect.catchReason("LeaseError", "AcquireTimeout", (timeout) => Effect.succeed(`busy: ${timeout.holder?.id}`))
+      )
+      assert.strictEqual(handled, "busy: someone-else")
+    }).pipe(Effect.provide(layer))
+  })
+
   it.effect("wait 0 tries once; a Schedule retries as long as it recurs", () => {
     const { layer, count } = makeTestLease()
     return Effect.gen(function* () {
