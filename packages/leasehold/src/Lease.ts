@@ -200,7 +200,8 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
     const renewals = renewer.make(
       store,
       {
-        renewed: (lease) => observe(observer.renewed(infoOf(lease))),
+        // Without an observer there is nothing to tell on the renewer's hot path (every lease, every interval).
+        renewed: observer === LeaseObserver.noop ? undefined : (lease) => observe(observer.renewed(infoOf(lease))),
         renewFailed: (lease, error) => observe(observer.renewFailed(infoOf(lease), error)),
         lost: (lease, reason) => observe(observer.lost(infoOf(lease), reason))
       },

@@ -6,7 +6,7 @@ import { driftMillis, Handle, reactionMillis } from "./handle.ts"
 
 /** What the renewer reports to: the observer's callbacks, already made unable to fail. */
 export interface RenewalEvents {
-  readonly renewed: (lease: Handle) => Effect.Effect<void>
+  readonly renewed: ((lease: Handle) => Effect.Effect<void>) | undefined
   readonly renewFailed: (lease: Handle, error: LeaseError.LeaseError) => Effect.Effect<void>
   readonly lost: (lease: Handle, reason: LeaseError.LostBecause) => Effect.Effect<void>
 }
@@ -96,7 +96,7 @@ export const make = (store: LeaseStore.LeaseStore, events: RenewalEvents, layerS
           renewal.update(renewal.lease)
           renewal.failures = 0
           renewal.nextAt = t0 + renewal.intervalMillis
-          yield* events.renewed(renewal.lease)
+          if (events.renewed !== undefined) yield* events.renewed(renewal.lease)
           continue
         }
         yield* events.renewFailed(renewal.lease, replies.failure)
