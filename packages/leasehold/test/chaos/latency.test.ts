@@ -94,8 +94,8 @@ describe.skipIf(!RedisTestServer.hasServerBinary())("chaos: a slow Redis (latenc
             const { exit, log } = yield* holdThroughProxy(TTL / 3, 3 * TTL, { warm: true })
             const reason = reasonOf(exit)
             assert.strictEqual(reason._tag, "LeaseLost")
-            // The renew fiber gives up at the deadline (store-unavailable); ensureValid refuses the next step 10 ms later
-            // (expired), should the renew fiber's timer come late.
+            // The renewer gives up at the deadline (store-unavailable); ensureValid refuses the next step 10 ms later
+            // (expired), should the renewer's timer come late.
             if (reason._tag === "LeaseLost") assert.include(["store-unavailable", "expired"], reason.reason)
             assert.isTrue(everyStepHeld(log), "no step ran without the lease held in Redis")
           })
