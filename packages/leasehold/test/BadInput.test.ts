@@ -8,6 +8,7 @@ import { RedisTestServer } from "@leasehold/testing"
 import { Duration, Effect, Exit, Layer, Option, Result, Scope } from "effect"
 import * as Redis from "effect/persistence/Redis"
 import { Lease, LeaseError, LeaseKey, LeaseStore, LeaseToken, TokenSource } from "leasehold"
+import { acquired } from "./support.ts"
 
 type Env = Lease.Lease | LeaseStore.LeaseStore | Redis.Redis | RedisTestServer.RedisTestServer | Scope.Scope
 
@@ -26,11 +27,6 @@ interface Row {
 
 let counter = 0
 const freshKey = (label: string) => `bad-input:${label}:${++counter}`
-
-const acquired = (attempt: Lease.LeaseAttempt): Lease.Handle => {
-  if (attempt._tag !== "Acquired") throw new Error(`expected Acquired, got ${attempt._tag}`)
-  return attempt.lease
-}
 
 const fromResult = <A>(result: Result.Result<A, LeaseError.LeaseError>) =>
   Result.isSuccess(result) ? Effect.succeed(result.success) : Effect.fail(result.failure)

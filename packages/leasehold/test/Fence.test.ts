@@ -9,20 +9,11 @@ import { RedisTestServer } from "@leasehold/testing"
 import { type Context, Effect, Fiber, Layer, Option } from "effect"
 import * as Redis from "effect/persistence/Redis"
 import { TestClock } from "effect/testing"
-import { Fence, Lease, LeaseError, LeaseStore } from "leasehold"
+import { Fence, Lease, LeaseStore } from "leasehold"
+import { acquired, reasonOf } from "./support.ts"
 
 let counter = 0
 const freshResource = (label: string) => `fence-test:${label}:${++counter}`
-
-const acquired = (attempt: Lease.LeaseAttempt): Lease.Handle => {
-  if (attempt._tag !== "Acquired") throw new Error(`expected Acquired, got ${attempt._tag}`)
-  return attempt.lease
-}
-
-const reasonOf = (error: unknown) => {
-  if (!LeaseError.isLeaseError(error)) throw new Error(`expected a LeaseError, got ${String(error)}`)
-  return error.reason
-}
 
 const guarded = (guard: Fence.Guard, resource: string) => Effect.map(guard.get(resource), Option.getOrUndefined)
 

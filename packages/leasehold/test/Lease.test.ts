@@ -3,20 +3,9 @@ import { LeaseObserver } from "@leasehold/testing"
 import { Cause, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Schedule } from "effect"
 import { TestClock } from "effect/testing"
 import { Lease, LeaseError, LeaseStore, LeaseToken, TokenSource } from "leasehold"
-import { makeTestLease } from "./support.ts"
+import { failureOf, makeTestLease, reasonOf } from "./support.ts"
 
 const firstToken = LeaseToken.make("test-token-000001")
-
-const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
-  const failure = Exit.findErrorOption(exit)
-  if (Option.isNone(failure)) throw new Error(`expected a failure, got ${String(exit)}`)
-  return failure.value
-}
-
-const reasonOf = (error: unknown) => {
-  if (!LeaseError.isLeaseError(error)) throw new Error(`expected a LeaseError, got ${String(error)}`)
-  return error.reason
-}
 
 describe("Lease auto-renew (memory store, TestClock)", () => {
   it.effect("renews exactly every TTL/3 and keeps the lease past its TTL", () => {

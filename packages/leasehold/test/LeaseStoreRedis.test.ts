@@ -3,20 +3,11 @@ import { assert, describe, it, layer } from "@effect/vitest"
 import { RedisTestServer } from "@leasehold/testing"
 import { Clock, Context, Deferred, Effect, Exit, Layer, Option, Queue, Scope } from "effect"
 import * as Redis from "effect/persistence/Redis"
-import { Lease, LeaseError, LeaseStore } from "leasehold"
+import { Lease, LeaseStore } from "leasehold"
+import { acquired, reasonOf } from "./support.ts"
 
 let counter = 0
 const freshKey = (label: string) => `redis-test:${label}:${++counter}`
-
-const acquired = (attempt: Lease.LeaseAttempt): Lease.Handle => {
-  if (attempt._tag !== "Acquired") throw new Error(`expected Acquired, got ${attempt._tag}`)
-  return attempt.lease
-}
-
-const reasonOf = (error: unknown) => {
-  if (!LeaseError.isLeaseError(error)) throw new Error(`expected a LeaseError, got ${String(error)}`)
-  return error.reason
-}
 
 /** A Lease service over a Redis store built on the Redis client in `context`. */
 const leaseOver = (context: Context.Context<Redis.Redis>, options?: LeaseStore.RedisOptions) =>

@@ -1,6 +1,6 @@
 import { LeaseObserver, TokenSource } from "@leasehold/testing"
-import { Effect, Layer } from "effect"
-import { Lease, LeaseStore } from "leasehold"
+import { Effect, Exit, Layer, Option } from "effect"
+import { Lease, LeaseError, LeaseStore } from "leasehold"
 
 /** One store operation as the Lease service issued it. */
 export interface StoreCall {
@@ -59,4 +59,23 @@ export const makeTestLease = (faults: Faults = () => ({})) => {
   )
   const count = (op: StoreCall["op"]) => calls.filter((call) => call.op === op).length
   return { layer, calls, count }
+}
+
+/** The lease of an `Acquired` attempt; throws on `Held`. */
+export const acquired = (attempt: Lease.LeaseAttempt): Lease.Handle => {
+  if (attempt._tag !== "Acquired") throw new Error(`expected Acquired, got ${attempt._tag}`)
+  return attempt.lease
+}
+
+/** The reason of a `LeaseError`; throws on anything else. */
+export const reasonOf = (error: unknown) => {
+  if (!LeaseError.isLeaseError(error)) throw new Error(`expected a LeaseError, got ${String(error)}`)
+  return error.reason
+}
+
+/** The error of a failed exit; throws on success. */
+export const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
+  const failure = Exit.findErrorOption(exit)
+  if (Option.isNone(failure)) throw new Error(`expected a failure, got ${String(exit)}`)
+  return failure.value
 }

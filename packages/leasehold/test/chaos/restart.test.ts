@@ -2,14 +2,10 @@ import { assert, describe, layer } from "@effect/vitest"
 import { RedisFaults, RedisTestServer, TcpProxy } from "@leasehold/testing"
 import { Deferred, Effect, Fiber, Option, Schedule } from "effect"
 import { Lease } from "leasehold"
+import { acquired } from "../support.ts"
 import { freshKey, type LeaseClient, leaseClient, leaseRedisKey, reasonOf } from "./support.ts"
 
 const TTL = 3_000
-
-const acquired = (attempt: Lease.LeaseAttempt): Lease.Handle => {
-  if (attempt._tag !== "Acquired") throw new Error(`expected Acquired, got ${attempt._tag}`)
-  return attempt.lease
-}
 
 /** Renews by hand, retrying while the client is still reconnecting to the restarted server (bounded). */
 const renewOnceReconnected = (client: LeaseClient, lease: Lease.Handle) =>
