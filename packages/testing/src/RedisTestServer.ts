@@ -22,6 +22,7 @@ import * as path from "node:path"
 import * as NodeRedis from "@effect/platform-node/NodeRedis"
 import { Context, Data, Effect, Layer, Schedule, Schema, type Scope } from "effect"
 import * as Redis from "effect/persistence/Redis"
+import { awaitExit, hasExited } from "./ChildProcesses.ts"
 
 /**
  * Describes the Redis server the tests talk to.
@@ -175,8 +176,6 @@ interface ServerProcess {
   readonly spawnError: () => Error | undefined
 }
 
-const hasExited = (child: ChildProcess): boolean => child.exitCode !== null || child.signalCode !== null
-
 const describeExit = (child: ChildProcess): string =>
   child.signalCode !== null ? `was killed by ${child.signalCode}` : `exited with code ${child.exitCode}`
 
@@ -206,17 +205,6 @@ const spawnServer = (binary: string, port: number) => {
   const handle: ServerProcess = { child, port, output: () => output, spawnError: () => spawnError }
   return { handle, onProcessExit }
 }
-
-/** Completes when the child has exited (at once if it already has). */
-const awaitExit = (child: ChildProcess): Effect.Effect<void> =>
-  Effect.callback<void>((resume) => {
-    if (hasExited(child)) return resume(Effect.void)
-    const onExit = () => resume(Effect.void)
-    child.once("exit", onExit)
-    return Effect.sync(() => {
-      child.off("exit", onExit)
-    })
-  })
 
 /** SIGTERM, then SIGKILL if the child is still alive after `TERM_GRACE`; completes once it has exited. */
 const stopServer = (child: ChildProcess): Effect.Effect<void> =>

@@ -6,6 +6,8 @@
  */
 
 /** @since 0.1.0 */
+export * as ChildProcesses from "./ChildProcesses.ts"
+/** @since 0.1.0 */
 export * as LeaseObserver from "./LeaseObserver.ts"
 /** @since 0.1.0 */
 export * as LeaseStore from "./LeaseStore.ts"

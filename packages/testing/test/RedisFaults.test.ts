@@ -1,24 +1,10 @@
 import * as fs from "node:fs"
-import { NodeRedis } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Exit, Fiber, Layer, Option, References, Schedule, Scope } from "effect"
-import * as Redis from "effect/persistence/Redis"
+import { Effect, Exit, Fiber, Option, Schedule, Scope } from "effect"
+import type * as Redis from "effect/persistence/Redis"
 import * as RedisFaults from "../src/RedisFaults.ts"
 import { hasServerBinary } from "../src/RedisTestServer.ts"
-
-/**
- * A client that never offline-queues and is destroyed (not drained) when the scope closes. Its warnings about the
- * connection lost on purpose are not logged.
- */
-const connect = (url: string) =>
-  Effect.gen(function* () {
-    const context = yield* Layer.build(NodeRedis.layer({ url, disableOfflineQueue: true })).pipe(
-      Effect.provideService(References.MinimumLogLevel, "Error")
-    )
-    const { client } = Context.get(context, NodeRedis.NodeRedis)
-    yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
-    return Context.get(context, Redis.Redis)
-  })
+import { connect } from "./support.ts"
 
 const isAlive = (pid: number): boolean => {
   try {

@@ -1,24 +1,10 @@
 import * as net from "node:net"
-import { NodeRedis } from "@effect/platform-node"
 import { assert, layer } from "@effect/vitest"
-import { Context, Deferred, Effect, Exit, Fiber, Layer, Option, References, Schedule, Scope } from "effect"
+import { Deferred, Effect, Exit, Fiber, Option, Schedule, Scope } from "effect"
 import * as Redis from "effect/persistence/Redis"
 import * as RedisTestServer from "../src/RedisTestServer.ts"
 import * as TcpProxy from "../src/TcpProxy.ts"
-
-/**
- * A client that never offline-queues and is destroyed (not drained) when the scope closes. Its warnings about the
- * connection lost on purpose are not logged.
- */
-const connect = (url: string) =>
-  Effect.gen(function* () {
-    const context = yield* Layer.build(NodeRedis.layer({ url, disableOfflineQueue: true })).pipe(
-      Effect.provideService(References.MinimumLogLevel, "Error")
-    )
-    const { client } = Context.get(context, NodeRedis.NodeRedis)
-    yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
-    return Context.get(context, Redis.Redis)
-  })
+import { connect } from "./support.ts"
 
 /** A proxy in front of the test server and a client connected through it. */
 const proxied = Effect.gen(function* () {

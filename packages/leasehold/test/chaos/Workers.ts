@@ -6,6 +6,7 @@ import { type ChildProcess, spawn as spawnProcess } from "node:child_process"
 import * as path from "node:path"
 import * as readline from "node:readline"
 import { fileURLToPath } from "node:url"
+import { ChildProcesses } from "@leasehold/testing"
 import { Deferred, Effect, type Scope } from "effect"
 import type { Go, WorkerConfig, WorkerLine } from "./protocol.ts"
 
@@ -29,11 +30,9 @@ export interface WorkerProcess {
   readonly stderr: () => string
 }
 
-const hasExited = (child: ChildProcess) => child.exitCode !== null || child.signalCode !== null
-
 const signal = (child: ChildProcess, name: NodeJS.Signals) =>
   Effect.sync(() => {
-    if (!hasExited(child)) child.kill(name)
+    if (!ChildProcesses.hasExited(child)) child.kill(name)
   })
 
 /** Starts a worker process with `config`, for the life of the scope. */
@@ -47,10 +46,10 @@ export const spawn = (config: WorkerConfig): Effect.Effect<WorkerProcess, never,
       ),
       (child) =>
         Effect.gen(function* () {
-          if (hasExited(child)) return
+          if (ChildProcesses.hasExited(child)) return
           yield* signal(child, "SIGCONT")
           yield* signal(child, "SIGKILL")
-          yield* exitedOf(child).pipe(Effect.timeoutOption("5 seconds"))
+          yield* ChildProcesses.awaitExit(child).pipe(Effect.timeoutOption("5 seconds"))
         })
     )
     const exitCode = Deferred.makeUnsafe<number | null>()
@@ -116,14 +115,4 @@ export const spawn = (config: WorkerConfig): Effect.Effect<WorkerProcess, never,
       exited,
       stderr: () => stderr
     }
-  })
-
-const exitedOf = (child: ChildProcess) =>
-  Effect.callback<void>((resume) => {
-    if (hasExited(child)) return resume(Effect.void)
-    const onExit = () => resume(Effect.void)
-    child.once("exit", onExit)
-    return Effect.sync(() => {
-      child.off("exit", onExit)
-    })
   })

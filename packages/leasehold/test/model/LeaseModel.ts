@@ -30,10 +30,10 @@ export interface Entry {
   readonly expiresAt: Range
 }
 
-/** What the model says an operation answers. */
-export type Expected =
-  | { readonly op: "acquire"; readonly tag: "Acquired"; readonly fence: bigint; readonly acquiredAt: Range }
-  | { readonly op: "acquire"; readonly tag: "Held"; readonly owner: string | undefined; readonly remaining: Range }
+/** An operation's answer, with its times as `Time`: ranges when the model predicts it, numbers when a store gave it. */
+export type Answer<Time> =
+  | { readonly op: "acquire"; readonly tag: "Acquired"; readonly fence: bigint; readonly acquiredAt: Time }
+  | { readonly op: "acquire"; readonly tag: "Held"; readonly owner: string | undefined; readonly remaining: Time }
   | { readonly op: "renew"; readonly renewed: boolean }
   | { readonly op: "release"; readonly released: boolean }
   | { readonly op: "checkOwnership"; readonly held: boolean }
@@ -43,11 +43,14 @@ export type Expected =
         | {
             readonly fence: bigint
             readonly owner: string | undefined
-            readonly remaining: Range
-            readonly acquiredAt: Range
+            readonly remaining: Time
+            readonly acquiredAt: Time
           }
         | undefined
     }
+
+/** What the model says an operation answers. */
+export type Expected = Answer<Range>
 
 /** One possible state of the store during an operation: whether the key's lease is live, and the model for it. */
 export interface World {

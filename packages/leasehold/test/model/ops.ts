@@ -11,7 +11,7 @@
 import { Duration, Effect, Option } from "effect"
 import fc from "fast-check"
 import type { Lease } from "leasehold"
-import { type Expected, LeaseModel, type Range, type Window } from "./LeaseModel.ts"
+import { type Answer, type Expected, LeaseModel, type Range, type Window } from "./LeaseModel.ts"
 
 /** One generated operation. Clients and keys are small indices, so that they collide often. */
 export type Op =
@@ -103,23 +103,7 @@ const count = (stats: Stats, outcome: string) => {
 }
 
 /** What the store answered, in the model's terms. */
-type Observed =
-  | { readonly op: "acquire"; readonly tag: "Acquired"; readonly fence: bigint; readonly acquiredAt: number }
-  | { readonly op: "acquire"; readonly tag: "Held"; readonly owner: string | undefined; readonly remaining: number }
-  | { readonly op: "renew"; readonly renewed: boolean }
-  | { readonly op: "release"; readonly released: boolean }
-  | { readonly op: "checkOwnership"; readonly held: boolean }
-  | {
-      readonly op: "inspect"
-      readonly info:
-        | {
-            readonly fence: bigint
-            readonly owner: string | undefined
-            readonly remaining: number
-            readonly acquiredAt: number
-          }
-        | undefined
-    }
+type Observed = Answer<number>
 
 const within = (r: Range, value: number, tolerance: number) => value >= r.min - tolerance && value <= r.max + tolerance
 
