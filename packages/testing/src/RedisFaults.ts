@@ -19,13 +19,15 @@
  * @since 0.1.0
  */
 import { Context, Effect, Exit, Layer, Scope, Semaphore } from "effect"
+import { awaitStopped } from "./ChildProcesses.ts"
 import { type RedisTestServerError, type SpawnedServer, startServer } from "./RedisTestServer.ts"
 
 /**
  * The faulty server and what can be done to it.
  * - `url`, `host`, `port`: where it listens; the port stays the same across restarts;
  * - `pid`: the current process, `undefined` while it is killed;
- * - `pause`: `SIGSTOP` now, `SIGCONT` when the scope closes (or at `resume`). A paused server accepts
+ * - `pause`: `SIGSTOP` now (and wait until the process is stopped), `SIGCONT` when the scope closes (or at
+ *   `resume`). A paused server accepts
  *   connections and bytes but answers nothing; the finalizer guarantees that no test leaves it stopped;
  * - `resume`: `SIGCONT` at once, if paused;
  * - `kill`: `SIGKILL` (paused or not), and wait until the process has exited: every key is gone;
@@ -122,7 +124,7 @@ export const make: Effect.Effect<RedisFaults["Service"], RedisTestServerError, S
         if (current === undefined || current.pausedBy !== undefined) return Effect.succeed(undefined)
         const id = ++pauses
         current.pausedBy = id
-        return Effect.as(signal(current, "SIGSTOP"), id)
+        return signal(current, "SIGSTOP").pipe(Effect.andThen(awaitStopped(current.server.pid)), Effect.as(id))
       })
     ),
     (id) => (id === undefined ? Effect.void : lock.withPermit(resumeIf(id)))

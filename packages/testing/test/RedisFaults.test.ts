@@ -1,7 +1,7 @@
-import * as fs from "node:fs"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Option, Schedule, Scope } from "effect"
 import type * as Redis from "effect/persistence/Redis"
+import { processState } from "../src/ChildProcesses.ts"
 import * as RedisFaults from "../src/RedisFaults.ts"
 import { hasServerBinary } from "../src/RedisTestServer.ts"
 import { connect } from "./support.ts"
@@ -16,14 +16,6 @@ const isAlive = (pid: number): boolean => {
 }
 
 /** The scheduler state of a process from /proc (`T` when stopped), or undefined where /proc is missing. */
-const processState = (pid: number): string | undefined => {
-  try {
-    return fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.[0]
-  } catch {
-    return undefined
-  }
-}
-
 /** PING until it answers: a client reconnecting to a restarted server; bounded. */
 const pingUntilAnswered = (redis: Redis.Redis["Service"]) =>
   redis
