@@ -19,7 +19,7 @@
  */
 import { Context, Duration, Effect, Layer, Option, Queue, type Scope } from "effect"
 import * as Redis from "effect/persistence/Redis"
-import { boundedCommand } from "./internal/boundedCommand.ts"
+import * as RedisCommands from "./internal/redisCommands.ts"
 import type * as LeaseError from "./LeaseError.ts"
 import type { LeaseKey } from "./LeaseKey.ts"
 import type { LeaseToken } from "./LeaseToken.ts"
@@ -296,16 +296,17 @@ export const makeRedis = Effect.fnUntraced(function* (options?: RedisOptions) {
   const prefix = options?.prefix ?? "lease:"
   const timeout = Duration.fromInputUnsafe(options?.commandTimeout ?? Duration.seconds(2))
   const channel = releaseChannel(prefix)
-
-  const acquire = redis.eval(acquireScript)
-  const renew = redis.eval(renewScript)
-  const renewBatch = redis.eval(renewManyScript)
   const batchRenewals = options?.batchRenewals ?? true
-  const release = redis.eval(releaseScript)
-  const isHeld = redis.eval(isHeldScript)
-  const inspect = redis.eval(inspectScript)
-
-  const bounded = (operation: string, key: string) => boundedCommand(timeout, operation, key)
+  const commands = yield* RedisCommands.make(redis, timeout)
+  const script = RedisCommands.luaScript
+  const [acquire, renew, renewBatch, release, isHeld, inspect] = yield* Effect.all([
+    script(acquireLua),
+    script(renewLua),
+    script(renewManyLua),
+    script(releaseLua),
+    script(isHeldLua),
+    script(inspectLua)
+  ])
 
   const renewReply = (reply: unknown): RenewReply | undefined =>
     reply === 1 ? "renewed" : reply === 0 ? "expired" : reply === -1 ? "stolen" : undefined
@@ -314,30 +315,52 @@ export const makeRedis = Effect.fnUntraced(function* (options?: RedisOptions) {
     typeof u === "string" && /^\d+$/.test(u) ? BigInt(u) : typeof u === "number" ? BigInt(u) : undefined
   const numberOf = (u: unknown): number | undefined =>
     typeof u === "number" ? u : typeof u === "string" && u !== "" && Number.isFinite(Number(u)) ? Number(u) : undefined
+  const booleanOf = (reply: unknown) => (reply === 1 ? true : reply === 0 ? false : undefined)
 
-  // Load the scripts of the time-critical operations now (one round trip, bounded, failures ignored): their first
-  // use is then one round trip (EVALSHA), not two (SCRIPT LOAD first), which matters to the first renew of a lease
-  // on a slow link.
-  const warmUpKey = redisKeys(prefix, "leasehold:warm-up").lease
+  // Load the scripts now (one round trip, bounded, failures ignored): their first use is then one round trip
+  // (EVALSHA), not two (EVALSHA, NOSCRIPT, EVAL), which matters to the first renew of a lease on a slow link.
   yield* Effect.ignore(
-    Effect.all(
-      [
-        renew(warmUpKey, "warm-up-token-000", 1),
-        renewBatch([warmUpKey], ["warm-up-token-000", "1"]),
-        release(warmUpKey, "warm-up-token-000", channel, "leasehold:warm-up"),
-        isHeld(warmUpKey, "warm-up-token-000"),
-        inspect(warmUpKey)
-      ],
-      { concurrency: "unbounded" }
-    ).pipe(Effect.timeout(timeout))
+    Effect.forEach(
+      [acquire, renew, renewBatch, release, isHeld, inspect],
+      (loaded) => commands.send("start", "SCRIPT LOAD", ["SCRIPT", "LOAD", loaded.lua], (sha) => sha),
+      { concurrency: "unbounded", discard: true }
+    )
   )
+
+  const renewOne = (lease: RenewRequest) =>
+    commands.evalScript(
+      "renew",
+      lease.key,
+      renew,
+      [redisKeys(prefix, lease.key).lease],
+      [lease.token, String(lease.ttlMillis)],
+      renewReply
+    )
+
+  const renewChunk = (chunk: ReadonlyArray<RenewRequest>) =>
+    commands.evalScript(
+      "renew",
+      chunk[0]!.key,
+      renewBatch,
+      chunk.map((lease) => redisKeys(prefix, lease.key).lease),
+      chunk.flatMap((lease) => [lease.token, String(lease.ttlMillis)]),
+      (reply): ReadonlyArray<RenewReply> | undefined => {
+        if (!Array.isArray(reply) || reply.length !== chunk.length) return undefined
+        const replies = reply.map(renewReply)
+        return replies.every((r) => r !== undefined) ? (replies as Array<RenewReply>) : undefined
+      }
+    )
 
   return LeaseStore.of({
     id: storeId(`redis:${prefix}`),
     acquire: (key, token, ttlMillis, owner) => {
       const keys = redisKeys(prefix, key)
-      return bounded("acquire", key)(
-        acquire(keys.lease, keys.fence, token, ttlMillis, owner ?? ""),
+      return commands.evalScript(
+        "acquire",
+        key,
+        acquire,
+        [keys.lease, keys.fence],
+        [token, String(ttlMillis), owner ?? ""],
         (reply): AcquireReply | undefined => {
           if (!Array.isArray(reply)) return undefined
           const [created, a, b] = reply as Reply
@@ -353,55 +376,37 @@ export const makeRedis = Effect.fnUntraced(function* (options?: RedisOptions) {
         }
       )
     },
-    renew: (key, token, ttlMillis) =>
-      bounded("renew", key)(renew(redisKeys(prefix, key).lease, token, ttlMillis), renewReply),
+    renew: (key, token, ttlMillis) => renewOne({ key, token, ttlMillis }),
     renewMany: (leases) => {
       if (leases.length === 0) return Effect.succeed([])
-      const one = (lease: RenewRequest) =>
-        bounded("renew", lease.key)(renew(redisKeys(prefix, lease.key).lease, lease.token, lease.ttlMillis), renewReply)
-      if (!batchRenewals) return Effect.forEach(leases, one, { concurrency: "unbounded" })
+      if (!batchRenewals) return Effect.forEach(leases, renewOne, { concurrency: "unbounded" })
       const chunks: Array<ReadonlyArray<RenewRequest>> = []
       for (let i = 0; i < leases.length; i += renewBatchSize) chunks.push(leases.slice(i, i + renewBatchSize))
-      return Effect.map(
-        Effect.forEach(
-          chunks,
-          (chunk) =>
-            bounded("renew", chunk[0]!.key)(
-              renewBatch(
-                chunk.map((lease) => redisKeys(prefix, lease.key).lease),
-                chunk.flatMap((lease) => [lease.token, String(lease.ttlMillis)])
-              ),
-              (reply): ReadonlyArray<RenewReply> | undefined => {
-                if (!Array.isArray(reply) || reply.length !== chunk.length) return undefined
-                const replies = reply.map(renewReply)
-                return replies.every((r) => r !== undefined) ? (replies as Array<RenewReply>) : undefined
-              }
-            ),
-          { concurrency: "unbounded" }
-        ),
-        (replies) => replies.flat()
-      )
+      return Effect.map(Effect.forEach(chunks, renewChunk, { concurrency: "unbounded" }), (replies) => replies.flat())
     },
     release: (key, token) =>
-      bounded("release", key)(release(redisKeys(prefix, key).lease, token, channel, key), (reply) =>
-        reply === 1 ? true : reply === 0 ? false : undefined
-      ),
+      commands.evalScript("release", key, release, [redisKeys(prefix, key).lease], [token, channel, key], booleanOf),
     isHeld: (key, token) =>
-      bounded("checkOwnership", key)(isHeld(redisKeys(prefix, key).lease, token), (reply) =>
-        reply === 1 ? true : reply === 0 ? false : undefined
-      ),
+      commands.evalScript("checkOwnership", key, isHeld, [redisKeys(prefix, key).lease], [token], booleanOf),
     inspect: (key) =>
-      bounded("inspect", key)(inspect(redisKeys(prefix, key).lease), (reply): Option.Option<Snapshot> | undefined => {
-        if (reply === null) return Option.none()
-        if (!Array.isArray(reply)) return undefined
-        const [pttl, owner, fenceText, acquiredAtText] = reply as Reply
-        const remainingMillis = numberOf(pttl)
-        const fence = bigintOf(fenceText)
-        const acquiredAt = numberOf(acquiredAtText)
-        return remainingMillis === undefined || fence === undefined || acquiredAt === undefined
-          ? undefined
-          : Option.some({ remainingMillis: Math.max(0, remainingMillis), owner: text(owner), fence, acquiredAt })
-      }),
+      commands.evalScript(
+        "inspect",
+        key,
+        inspect,
+        [redisKeys(prefix, key).lease],
+        [],
+        (reply): Option.Option<Snapshot> | undefined => {
+          if (reply === null) return Option.none()
+          if (!Array.isArray(reply)) return undefined
+          const [pttl, owner, fenceText, acquiredAtText] = reply as Reply
+          const remainingMillis = numberOf(pttl)
+          const fence = bigintOf(fenceText)
+          const acquiredAt = numberOf(acquiredAtText)
+          return remainingMillis === undefined || fence === undefined || acquiredAt === undefined
+            ? undefined
+            : Option.some({ remainingMillis: Math.max(0, remainingMillis), owner: text(owner), fence, acquiredAt })
+        }
+      ),
     watchReleases: (onRelease) =>
       Effect.gen(function* () {
         let healthy = true
@@ -440,17 +445,7 @@ export const layerRedis = (options?: RedisOptions): Layer.Layer<LeaseStore, neve
 // Lua: user data reaches the scripts only through KEYS and ARGV.
 // ---------------------------------------------------------------------------------------------------------------
 
-const acquireScript = Redis.script(
-  (lease: string, fence: string, token: string, ttlMillis: number, owner: string) => [
-    lease,
-    fence,
-    token,
-    ttlMillis,
-    owner
-  ],
-  {
-    numberOfKeys: 2,
-    lua: `
+const acquireLua = `
 if redis.call("EXISTS", KEYS[1]) == 1 then
   return {0, redis.call("PTTL", KEYS[1]), redis.call("HGET", KEYS[1], "owner") or ""}
 end
@@ -462,12 +457,8 @@ redis.call("HSET", KEYS[1], "token", ARGV[1], "owner", ARGV[3], "fence", fence, 
 redis.call("PEXPIRE", KEYS[1], ARGV[2])
 return {1, fence, acquiredAt}
 `
-  }
-).withReturnType<unknown>()
 
-const renewScript = Redis.script((lease: string, token: string, ttlMillis: number) => [lease, token, ttlMillis], {
-  numberOfKeys: 1,
-  lua: `
+const renewLua = `
 local token = redis.call("HGET", KEYS[1], "token")
 if token == ARGV[1] then
   redis.call("PEXPIRE", KEYS[1], ARGV[2])
@@ -476,15 +467,10 @@ end
 if token then return -1 end
 return 0
 `
-}).withReturnType<unknown>()
 
 const renewBatchSize = 512
 
-const renewManyScript = Redis.script(
-  (leases: ReadonlyArray<string>, tokensAndTtls: ReadonlyArray<string>) => [...leases, ...tokensAndTtls],
-  {
-    numberOfKeys: (leases) => leases.length,
-    lua: `
+const renewManyLua = `
 local replies = {}
 for i = 1, #KEYS do
   local token = redis.call("HGET", KEYS[i], "token")
@@ -499,14 +485,8 @@ for i = 1, #KEYS do
 end
 return replies
 `
-  }
-).withReturnType<unknown>()
 
-const releaseScript = Redis.script(
-  (lease: string, token: string, channel: string, key: string) => [lease, token, channel, key],
-  {
-    numberOfKeys: 1,
-    lua: `
+const releaseLua = `
 local fields = redis.call("HMGET", KEYS[1], "token", "fence")
 if fields[1] == ARGV[1] then
   redis.call("DEL", KEYS[1])
@@ -515,22 +495,14 @@ if fields[1] == ARGV[1] then
 end
 return 0
 `
-  }
-).withReturnType<unknown>()
 
-const isHeldScript = Redis.script((lease: string, token: string) => [lease, token], {
-  numberOfKeys: 1,
-  lua: `
+const isHeldLua = `
 if redis.call("HGET", KEYS[1], "token") == ARGV[1] then return 1 end
 return 0
 `
-}).withReturnType<unknown>()
 
-const inspectScript = Redis.script((lease: string) => [lease], {
-  numberOfKeys: 1,
-  lua: `
+const inspectLua = `
 local fields = redis.call("HMGET", KEYS[1], "owner", "fence", "acquiredAt")
 if not fields[2] then return false end
 return {redis.call("PTTL", KEYS[1]), fields[1], fields[2], fields[3]}
 `
-}).withReturnType<unknown>()

@@ -1,19 +1,32 @@
 import { RedisTestServer } from "@leasehold/testing"
 import * as LeaseStoreContract from "@leasehold/testing/LeaseStoreContract"
 import { Effect, Layer, Schedule } from "effect"
+import * as Redis from "effect/persistence/Redis"
 import { TestClock } from "effect/testing"
 import { LeaseStore } from "leasehold"
 
 LeaseStoreContract.run("memory (TestClock)", LeaseStore.layerMemory, { elapse: TestClock.adjust })
 
-LeaseStoreContract.run("redis", LeaseStore.layerRedis().pipe(Layer.provide(RedisTestServer.layer)), {
+const redisOptions = {
   elapse: Effect.sleep,
   excludeTestServices: true,
-  awaitAnnouncements: (heard) =>
+  awaitAnnouncements: (heard: () => boolean) =>
     Effect.sync(heard).pipe(
       Effect.repeat({ until: (done) => done, schedule: Schedule.spaced("2 millis") }),
       Effect.timeout("5 seconds"),
       Effect.orDie,
       Effect.asVoid
     )
-})
+}
+
+// NodeRedis.layer provides both the Redis service and its node-redis client: the store sends on the client.
+LeaseStoreContract.run("redis", LeaseStore.layerRedis().pipe(Layer.provide(RedisTestServer.layer)), redisOptions)
+
+// Only the generic Redis service: the store sends through it.
+LeaseStoreContract.run(
+  "redis (generic Redis service)",
+  LeaseStore.layerRedis().pipe(
+    Layer.provide(Layer.effect(Redis.Redis, Effect.service(Redis.Redis)).pipe(Layer.provide(RedisTestServer.layer)))
+  ),
+  redisOptions
+)

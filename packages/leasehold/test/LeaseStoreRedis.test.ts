@@ -25,6 +25,23 @@ const commandCounts = Effect.gen(function* () {
   return counts
 })
 
+/** Only the generic `Redis` service of `context` (no `NodeRedis`): the store must send through `Redis`. */
+const serviceOnly = <R>(layer: Layer.Layer<R | Redis.Redis, unknown>) =>
+  Layer.effect(Redis.Redis, Effect.service(Redis.Redis)).pipe(Layer.provide(layer), Layer.orDie)
+
+/** Counts the commands a node-redis client is sent directly (it forwards them to the real client). */
+const countingClient = (client: NodeRedis.NodeRedis["Service"]["client"]) => {
+  const counted = { sent: 0 }
+  const spy = Object.create(client) as typeof client
+  Object.defineProperty(spy, "sendCommand", {
+    value: (...args: Parameters<typeof client.sendCommand>) => {
+      counted.sent++
+      return client.sendCommand(...args)
+    }
+  })
+  return { spy, counted }
+}
+
 const TestLayer = Layer.fresh(Lease.layer).pipe(
   Layer.provideMerge(LeaseStore.layerRedis()),
   Layer.provideMerge(RedisTestServer.layer)
@@ -96,6 +113,68 @@ layer(TestLayer, { excludeTestServices: true })("Redis store", (it) => {
         ["config|resetstat"]
       )
     })
+  )
+
+  it.effect("after SCRIPT FLUSH (as after a restart) every operation still works: EVALSHA, then EVAL once", () =>
+    Effect.gen(function* () {
+      const redis = yield* Redis.Redis
+      const generic = yield* leaseOver(yield* Layer.build(serviceOnly(RedisTestServer.layer)))
+      for (const lease of [yield* Lease.Lease, generic]) {
+        const key = freshKey("noscript")
+        yield* redis.send("SCRIPT", "FLUSH")
+        yield* redis.send("CONFIG", "RESETSTAT")
+        const held = acquired(yield* lease.acquire(key, "10 seconds"))
+        assert.isTrue(Option.isSome(yield* lease.renew(held)))
+        assert.isTrue(yield* lease.checkOwnership(held))
+        assert.isTrue(yield* lease.release(held))
+        const counts = yield* commandCounts
+        assert.strictEqual(counts.evalsha, 4, "each operation tries EVALSHA first")
+        assert.strictEqual(counts.eval, 4, "each script unknown to Redis is sent once in full")
+        yield* redis.send("CONFIG", "RESETSTAT")
+        const again = acquired(yield* lease.acquire(key, "10 seconds"))
+        assert.isTrue(yield* lease.release(again))
+        const after = yield* commandCounts
+        assert.deepStrictEqual([after.evalsha, after.eval], [2, undefined], "EVAL loaded them: EVALSHA only")
+      }
+    })
+  )
+
+  it.effect("sends on the node-redis client directly when it is the Redis service's connection", () =>
+    Effect.gen(function* () {
+      const nodeRedis = yield* NodeRedis.NodeRedis
+      const { spy, counted } = countingClient(nodeRedis.client)
+      const context = Context.add(yield* Effect.context<Redis.Redis>(), NodeRedis.NodeRedis, {
+        ...nodeRedis,
+        client: spy
+      })
+      const lease = yield* leaseOver(context)
+      const start = counted.sent
+      const held = acquired(yield* lease.acquire(freshKey("direct"), "10 seconds"))
+      assert.isTrue(yield* lease.release(held))
+      assert.strictEqual(counted.sent - start, 2, "acquire and release went to the client directly")
+    })
+  )
+
+  it.effect("never sends on a NodeRedis client that is another connection than the Redis service's", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const redis = yield* Redis.Redis
+        const other = Context.get(yield* Layer.build(Layer.fresh(RedisTestServer.layer)), NodeRedis.NodeRedis)
+        const { spy, counted } = countingClient(other.client)
+        const context = Context.add(yield* Effect.context<Redis.Redis>(), NodeRedis.NodeRedis, {
+          ...other,
+          client: spy
+        })
+        const lease = yield* leaseOver(context)
+        const start = counted.sent
+        const key = freshKey("other-connection")
+        const held = acquired(yield* lease.acquire(key, "10 seconds"))
+        assert.strictEqual(yield* redis.send<string | null>("HGET", `lease:{${key}}`, "token"), held.token)
+        assert.isTrue(yield* lease.release(held))
+        assert.strictEqual(counted.sent, start, "nothing was sent on the other client")
+        assert.strictEqual(yield* other.use((client) => client.exists(`lease:{${key}}`)), 0)
+      })
+    )
   )
 
   it.effect("renewMany renews a batch of leases in one EVALSHA; without batching, one each", () =>
@@ -198,34 +277,67 @@ describe.skipIf(process.env.REDIS_URL !== undefined)("Redis store when Redis fai
     )
   )
 
-  it.live("a stopped Redis: operations fail with StoreUnavailable within the command timeout, never hang", () =>
-    Effect.scoped(
-      Effect.gen(function* () {
-        const serverScope = yield* Scope.make()
-        const server = yield* Layer.buildWithScope(RedisTestServer.layerServer, serverScope)
-        const { url } = Context.get(server, RedisTestServer.RedisTestServer)
-        const client = yield* Layer.build(NodeRedis.layer({ url, disableOfflineQueue: true }))
-        const lease = yield* leaseOver(client, { commandTimeout: "300 millis" })
-        const held = acquired(yield* lease.acquire(freshKey("down"), "10 seconds"))
-        yield* Scope.close(serverScope, Exit.void)
-        const started = yield* Clock.currentTimeMillis
-        const failures = [
-          yield* Effect.flip(lease.acquire(freshKey("down"), "10 seconds")),
-          yield* Effect.flip(lease.release(held)),
-          yield* Effect.flip(lease.renew(held)),
-          yield* Effect.flip(lease.checkOwnership(held)),
-          yield* Effect.flip(lease.inspect(held.key))
-        ]
-        const elapsed = (yield* Clock.currentTimeMillis) - started
-        assert.deepStrictEqual(
-          failures.map((error) => reasonOf(error)._tag),
-          Array(5).fill("StoreUnavailable")
-        )
-        assert.match(failures[0]!.message, /Lease store unavailable during acquire of .*Check that Redis is reachable/)
-        assert.isTrue(elapsed < 5 * 300 + 1_000, `five bounded failures took ${elapsed} ms`)
-      })
+  for (const transport of ["the node-redis client", "the Redis service"] as const) {
+    it.live(`a stopped Redis (through ${transport}): StoreUnavailable within the command timeout, never a hang`, () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const serverScope = yield* Scope.make()
+          const server = yield* Layer.buildWithScope(RedisTestServer.layerServer, serverScope)
+          const { url } = Context.get(server, RedisTestServer.RedisTestServer)
+          const clientLayer = NodeRedis.layer({ url, disableOfflineQueue: true })
+          const client = yield* Layer.build(transport === "the Redis service" ? serviceOnly(clientLayer) : clientLayer)
+          const lease = yield* leaseOver(client, { commandTimeout: "300 millis" })
+          const held = acquired(yield* lease.acquire(freshKey("down"), "10 seconds"))
+          yield* Scope.close(serverScope, Exit.void)
+          const started = yield* Clock.currentTimeMillis
+          const failures = [
+            yield* Effect.flip(lease.acquire(freshKey("down"), "10 seconds")),
+            yield* Effect.flip(lease.release(held)),
+            yield* Effect.flip(lease.renew(held)),
+            yield* Effect.flip(lease.checkOwnership(held)),
+            yield* Effect.flip(lease.inspect(held.key))
+          ]
+          const elapsed = (yield* Clock.currentTimeMillis) - started
+          assert.deepStrictEqual(
+            failures.map((error) => reasonOf(error)._tag),
+            Array(5).fill("StoreUnavailable")
+          )
+          assert.match(
+            failures[0]!.message,
+            /Lease store unavailable during acquire of .*Check that Redis is reachable/
+          )
+          assert.isTrue(elapsed < 5 * 300 + 1_000, `five bounded failures took ${elapsed} ms`)
+        })
+      )
     )
-  )
+
+    it.live(`a paused Redis (through ${transport}): each command fails when the command timeout is over`, () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const server = yield* Layer.build(RedisTestServer.layer)
+          const { pid } = Context.get(server, RedisTestServer.RedisTestServer)
+          const context =
+            transport === "the Redis service" ? yield* Layer.build(serviceOnly(Layer.succeedContext(server))) : server
+          const lease = yield* leaseOver(context, { commandTimeout: "200 millis" })
+          const resume = Effect.sync(() => process.kill(pid!, "SIGCONT"))
+          yield* Effect.addFinalizer(() => resume)
+          yield* Effect.sync(() => process.kill(pid!, "SIGSTOP"))
+          const started = yield* Clock.currentTimeMillis
+          const tries = yield* Effect.forEach(
+            [1, 2, 3],
+            (i) => Effect.flip(lease.acquire(freshKey(`paused-${i}`), "10 seconds")),
+            { concurrency: "unbounded" }
+          )
+          const elapsed = (yield* Clock.currentTimeMillis) - started
+          for (const error of tries) {
+            assert.strictEqual(reasonOf(error)._tag, "StoreUnavailable")
+            assert.match(error.message, /no reply from Redis within 200ms/)
+          }
+          assert.isTrue(elapsed >= 195 && elapsed < 600, `three concurrent commands timed out after ${elapsed} ms`)
+        })
+      )
+    )
+  }
 
   it.live("a closed client: StoreUnavailable at once", () =>
     Effect.scoped(
