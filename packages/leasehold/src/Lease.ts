@@ -26,7 +26,7 @@
  * @since 0.1.0
  */
 import { Context, Data, Deferred, Duration, Effect, Fiber, Layer, Option, Result, type Schedule, Scope } from "effect"
-import { monotonicMillis } from "./internal/clock.ts"
+import { millisOf, monotonicMillis } from "./internal/clock.ts"
 import { driftMillis, Handle } from "./internal/handle.ts"
 import * as renewer from "./internal/renewer.ts"
 import * as validate from "./internal/validate.ts"
@@ -164,6 +164,14 @@ export class Lease extends Context.Service<
   }
 >()("leasehold/Lease") {}
 
+/** Owner metadata as checked: the text stored with the lease, and the value handed back in the handle. */
+interface Owner {
+  readonly text: string | undefined
+  readonly value: Option.Option<LeaseOwner>
+}
+
+const noOwner: Result.Result<Owner, never> = Result.succeed({ text: undefined, value: Option.none() })
+
 /** How long an interrupted or failed acquire waits for the release that undoes it before leaving it running. */
 const undoGraceMillis = 100
 
@@ -183,6 +191,8 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
     const tokens = yield* TokenSource.TokenSource
     const observer = yield* LeaseObserver.LeaseObserver
 
+    // Without an observer, the hot paths build no events at all.
+    const observing = observer !== LeaseObserver.noop
     const observe = (event: Effect.Effect<void>) => Effect.ignoreCause(event)
     const infoOf = (lease: Handle): LeaseObserver.LeaseInfo => ({
       key: lease.key,
@@ -190,10 +200,10 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
       ttl: lease.ttl,
       owner: lease.owner
     })
+    const foreign = (lease: Handle, operation: string) =>
+      Effect.fail(LeaseError.make(new LeaseError.ForeignLease({ key: lease.key, operation })))
     const checkStore = (lease: Handle, operation: string) =>
-      lease.storeId === store.id
-        ? Effect.void
-        : Effect.fail(LeaseError.make(new LeaseError.ForeignLease({ key: lease.key, operation })))
+      lease.storeId === store.id ? Effect.void : foreign(lease, operation)
     const validKey = (key: string) => fromResult(LeaseKey.decode(key))
     const layerScope = yield* Effect.scope
     const waiting = waitingMake(store, layerScope)
@@ -201,7 +211,7 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
       store,
       {
         // Without an observer there is nothing to tell on the renewer's hot path (every lease, every interval).
-        renewed: observer === LeaseObserver.noop ? undefined : (lease) => observe(observer.renewed(infoOf(lease))),
+        renewed: observing ? (lease) => observe(observer.renewed(infoOf(lease))) : undefined,
         renewFailed: (lease, error) => observe(observer.renewFailed(infoOf(lease), error)),
         lost: (lease, reason) => observe(observer.lost(infoOf(lease), reason))
       },
@@ -210,16 +220,10 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
 
     /** Releases a lease in the store; a release that took place wakes this process's next waiter at once. */
     const releaseInStore = (lease: Handle) =>
-      store
-        .release(lease.key, lease.token)
-        .pipe(
-          Effect.tap((wasHeld) =>
-            wasHeld ? Effect.sync(() => waiting.releasedHere(lease.key, lease.fence)) : Effect.void
-          )
-        )
-
-    /** Checks every token, whatever its source: a malformed or short token never reaches the store. */
-    const validToken = (token: string) => fromResult(LeaseToken.decode(token))
+      Effect.map(store.release(lease.key, lease.token), (wasHeld) => {
+        if (wasHeld) waiting.releasedHere(lease.key, lease.fence)
+        return wasHeld
+      })
 
     /**
      * Undoes an acquire whose reply was lost (interrupted, or failed) but whose command may have landed: the token
@@ -239,60 +243,87 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
     const attempt = (
       key: LeaseKey.LeaseKey,
       ttlMillis: number,
-      owner: { readonly text: string | undefined; readonly value: Option.Option<LeaseOwner> },
-      onAcquired: (lease: Handle) => Effect.Effect<void>
+      owner: Owner,
+      onAcquired: ((lease: Handle) => Effect.Effect<void>) | undefined
     ): Effect.Effect<LeaseAttempt, LeaseError.LeaseError> =>
-      Effect.flatMap(Effect.flatMap(tokens.newToken, validToken), (token) =>
-        Effect.uninterruptibleMask((restore) =>
-          Effect.flatMap(monotonicMillis, (t0) =>
-            restore(store.acquire(key, token, ttlMillis, owner.text)).pipe(
-              Effect.onError(undoAcquire(key, token)),
-              Effect.flatMap((reply): Effect.Effect<LeaseAttempt> => {
-                if (reply._tag === "Held") {
-                  const held = LeaseAttempt.Held({
-                    key,
-                    remaining: Duration.millis(reply.remainingMillis),
-                    owner: Option.fromUndefinedOr(validate.parseOwner(reply.owner))
-                  })
-                  return Effect.as(
-                    observe(observer.contended({ key, remaining: held.remaining, holder: held.owner })),
-                    held
-                  )
-                }
-                const lease = new Handle({
-                  key,
-                  token,
-                  ttl: Duration.millis(ttlMillis),
-                  owner: owner.value,
-                  fence: reply.fence,
-                  acquiredAt: new Date(reply.acquiredAt),
-                  validUntil: t0 + ttlMillis - driftMillis(ttlMillis),
-                  storeId: store.id
-                })
-                return onAcquired(lease).pipe(
-                  Effect.andThen(observe(observer.acquired(infoOf(lease)))),
-                  Effect.as(LeaseAttempt.Acquired({ lease }))
-                )
-              })
-            )
-          )
+      Effect.flatMap(tokens.newToken, (newToken) => {
+        // Every token is checked, whatever its source, so a malformed or short one never reaches the store; the
+        // default source's are valid by construction (22 base64url characters), so they skip the check.
+        const token = tokens === TokenSource.secureRandom ? Result.succeed(newToken) : LeaseToken.decode(newToken)
+        if (Result.isFailure(token)) return Effect.fail(token.failure)
+        return Effect.uninterruptibleMask((restore) =>
+          Effect.clockWith((clock) => {
+            const t0 = millisOf(clock)
+            return Effect.matchCauseEffect(restore(store.acquire(key, token.success, ttlMillis, owner.text)), {
+              onFailure: (cause) => Effect.andThen(undoAcquire(key, token.success)(), Effect.failCause(cause)),
+              onSuccess: (reply): Effect.Effect<LeaseAttempt> =>
+                reply._tag === "Held"
+                  ? held(key, reply)
+                  : acquiredAt(key, token.success, ttlMillis, owner, reply, t0, onAcquired)
+            })
+          })
         )
-      )
+      })
 
-    const ownerOf = (owner: LeaseOwner | undefined) =>
-      Effect.map(fromResult(validate.encodeOwner(owner)), (text) => ({
-        text,
-        value: text === undefined ? Option.none<LeaseOwner>() : Option.some(owner as LeaseOwner)
-      }))
+    const held = (
+      key: LeaseKey.LeaseKey,
+      reply: { readonly remainingMillis: number; readonly owner: string | undefined }
+    ): Effect.Effect<LeaseAttempt> => {
+      const attempt = LeaseAttempt.Held({
+        key,
+        remaining: Duration.millis(reply.remainingMillis),
+        owner: Option.fromUndefinedOr(validate.parseOwner(reply.owner))
+      })
+      return observing
+        ? Effect.as(observe(observer.contended({ key, remaining: attempt.remaining, holder: attempt.owner })), attempt)
+        : Effect.succeed(attempt)
+    }
+
+    const acquiredAt = (
+      key: LeaseKey.LeaseKey,
+      token: LeaseToken.LeaseToken,
+      ttlMillis: number,
+      owner: Owner,
+      reply: { readonly fence: bigint; readonly acquiredAt: number },
+      t0: number,
+      onAcquired: ((lease: Handle) => Effect.Effect<void>) | undefined
+    ): Effect.Effect<LeaseAttempt> => {
+      const lease = new Handle({
+        key,
+        token,
+        ttl: Duration.millis(ttlMillis),
+        owner: owner.value,
+        fence: reply.fence,
+        acquiredAt: new Date(reply.acquiredAt),
+        validUntil: t0 + ttlMillis - driftMillis(ttlMillis),
+        storeId: store.id
+      })
+      const attempt = LeaseAttempt.Acquired({ lease })
+      const told = observing ? observe(observer.acquired(infoOf(lease))) : undefined
+      if (onAcquired === undefined) return told === undefined ? Effect.succeed(attempt) : Effect.as(told, attempt)
+      return Effect.as(told === undefined ? onAcquired(lease) : Effect.andThen(onAcquired(lease), told), attempt)
+    }
+
+    const ownerOf = (owner: LeaseOwner | undefined): Result.Result<Owner, LeaseError.LeaseError> =>
+      owner === undefined
+        ? noOwner
+        : Result.map(validate.encodeOwner(owner), (text) => ({
+            text,
+            value: text === undefined ? Option.none<LeaseOwner>() : Option.some(owner)
+          }))
 
     // acquire, renew, release and checkOwnership are one round trip each and sit on every hot path: they are untraced
     // (a span costs about a third of a cycle); `scoped`, which waits and holds, and `inspect` have spans.
-    const acquire = Effect.fnUntraced(function* (key: string, ttl: Duration.Input, options?: AcquireOptions) {
-      const validatedKey = yield* validKey(key)
-      const ttlMillis = yield* fromResult(validate.ttlMillis(ttl, 1, "for a lease"))
-      const owner = yield* ownerOf(options?.owner)
-      return yield* attempt(validatedKey, ttlMillis, owner, () => Effect.void)
-    })
+    const acquire = (key: string, ttl: Duration.Input, options?: AcquireOptions) =>
+      Effect.suspend(() => {
+        const validatedKey = LeaseKey.decode(key)
+        if (Result.isFailure(validatedKey)) return Effect.fail(validatedKey.failure)
+        const ttlMillis = validate.ttlMillis(ttl, 1, "for a lease")
+        if (Result.isFailure(ttlMillis)) return Effect.fail(ttlMillis.failure)
+        const owner = ownerOf(options?.owner)
+        if (Result.isFailure(owner)) return Effect.fail(owner.failure)
+        return attempt(validatedKey.success, ttlMillis.success, owner.success, undefined)
+      })
 
     const renew = Effect.fnUntraced(function* (lease: Handle, ttl?: Duration.Input) {
       yield* checkStore(lease, "renew")
@@ -312,14 +343,14 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
       return Option.some(renewed)
     })
 
-    const release = Effect.fnUntraced(function* (lease: Handle) {
-      yield* checkStore(lease, "release")
-      const wasHeld = yield* releaseInStore(lease).pipe(
-        Effect.tapError((error) => observe(observer.releaseFailed(infoOf(lease), error)))
+    const release = (lease: Handle): Effect.Effect<boolean, LeaseError.LeaseError> => {
+      if (lease.storeId !== store.id) return foreign(lease, "release")
+      if (!observing) return releaseInStore(lease)
+      return releaseInStore(lease).pipe(
+        Effect.tapError((error) => observe(observer.releaseFailed(infoOf(lease), error))),
+        Effect.tap((wasHeld) => observe(observer.released(infoOf(lease), wasHeld)))
       )
-      yield* observe(observer.released(infoOf(lease), wasHeld))
-      return wasHeld
-    })
+    }
 
     const checkOwnership = Effect.fnUntraced(function* (lease: Handle) {
       yield* checkStore(lease, "check ownership of")
@@ -367,7 +398,7 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
       )
       const intervalMillis = yield* fromResult(validate.renewEveryMillis(options?.renewEvery, ttlMillis))
       const wait = yield* fromResult(validate.waitPolicy(options?.wait, ttlMillis))
-      const owner = yield* ownerOf(options?.owner)
+      const owner = yield* fromResult(ownerOf(options?.owner))
       const scope = yield* Effect.scope
       const holder = yield* Effect.fiber
       const lease = yield* waiting.acquireWaiting(

@@ -69,43 +69,122 @@ const isCommandClient = (client: unknown): client is CommandClient =>
  */
 export const make = Effect.fnUntraced(function* (redis: Redis.Redis["Service"], timeout: Duration.Duration) {
   const watchdog = makeWatchdog(Duration.toMillis(timeout))
-  const bounded = boundWith(watchdog, timeout)
-  const overService: Transport = (args) => redis.send(args[0]!, ...args.slice(1))
-  const client = yield* sameConnectionClient(redis, bounded)
-  return client === undefined ? commands("service", overService, bounded) : commands("client", client, bounded)
+  const errors = errorsOf(timeout)
+  const overService = serviceCommands(redis, watchdog, errors)
+  const nodeRedis = yield* Effect.serviceOption(NodeRedisClient)
+  if (nodeRedis._tag === "None" || !isCommandClient(nodeRedis.value.client)) return overService
+  const direct = clientCommands(nodeRedis.value.client, watchdog, errors)
+  return (yield* sameConnection(overService, direct)) ? direct : overService
 })
 
-/** A way to send one command: an Effect (the `Redis` service) or a client whose `sendCommand` returns a Promise. */
-type Transport = ((args: ReadonlyArray<string>) => Effect.Effect<unknown, unknown>) | CommandClient
-
-type Bound = (
+/**
+ * Sends `args`; if Redis answers `NOSCRIPT` and there is a `fallback`, sends that instead; reads the reply with
+ * `parse`. All of it within one command timeout.
+ */
+type Run = <A>(
   operation: string,
   key: string,
-  transport: Transport,
-  args: ReadonlyArray<string>
-) => Effect.Effect<unknown, LeaseError.LeaseError>
+  args: ReadonlyArray<string>,
+  fallback: ReadonlyArray<string> | undefined,
+  parse: (reply: unknown) => A | undefined
+) => Effect.Effect<A, LeaseError.LeaseError>
+
+const fromRun = (transport: RedisCommands["transport"], run: Run): RedisCommands => ({
+  transport,
+  send: (operation, key, args, parse) => run(operation, key, args, undefined, parse),
+  evalScript: (operation, key, script, keys, args, parse) => {
+    const tail = [String(keys.length), ...keys, ...args]
+    return run(operation, key, ["EVALSHA", script.sha1, ...tail], ["EVAL", script.lua, ...tail], parse)
+  }
+})
+
+/** The failures of a command, as `StoreUnavailable` for its operation and key. */
+const errorsOf = (timeout: Duration.Duration) => {
+  const unavailable = (operation: string, key: string, cause: unknown) =>
+    LeaseError.make(new LeaseError.StoreUnavailable({ operation, key, cause }))
+  const noReply = `no reply from Redis within ${Duration.format(timeout)}`
+  return {
+    unavailable,
+    timedOut: (operation: string, key: string) => unavailable(operation, key, new Cause.TimeoutError(noReply)),
+    /** The parsed reply, or `StoreUnavailable` for a reply of an unexpected shape. */
+    parsed: <A>(
+      operation: string,
+      key: string,
+      parse: (reply: unknown) => A | undefined,
+      reply: unknown
+    ): Exit.Exit<A, LeaseError.LeaseError> => {
+      const value = parse(reply)
+      return value === undefined
+        ? Exit.fail(unavailable(operation, key, new Error(`unexpected reply from Redis: ${JSON.stringify(reply)}`)))
+        : Exit.succeed(value)
+    }
+  }
+}
+
+type Errors = ReturnType<typeof errorsOf>
+
+const isNoScript = (error: unknown): boolean => String(error).includes("NOSCRIPT")
 
 /**
- * The node-redis client of the context, if it is the connection `redis` sends on: both answer `CLIENT INFO` with the
- * same client id and the same local and remote addresses (an id alone is only unique within one server).
+ * Over the node-redis client: one `Effect.callback` per command, which the watchdog can end; no fiber of its own.
  */
-const sameConnectionClient = (redis: Redis.Redis["Service"], bounded: Bound) =>
-  Effect.gen(function* () {
-    const service = yield* Effect.serviceOption(NodeRedisClient)
-    if (service._tag === "None" || !isCommandClient(service.value.client)) return undefined
-    const client = service.value.client
-    const probe = ["CLIENT", "INFO"]
-    const infos = yield* Effect.all(
-      [
-        bounded("start", "CLIENT INFO", (args) => redis.send(args[0]!, ...args.slice(1)), probe),
-        bounded("start", "CLIENT INFO", client, probe)
-      ],
-      { concurrency: "unbounded" }
-    ).pipe(Effect.option)
-    if (infos._tag === "None") return undefined
-    const [viaService, viaClient] = infos.value.map(connectionOf)
-    return viaService !== undefined && viaService === viaClient ? client : undefined
+const clientCommands = (client: CommandClient, watchdog: CommandWatchdog, errors: Errors): RedisCommands =>
+  fromRun("client", (operation, key, args, fallback, parse) =>
+    Effect.callback((resume) => {
+      const untrack = watchdog.track(() => resume(Exit.fail(errors.timedOut(operation, key))))
+      const sent = client.sendCommand(args as Array<string>)
+      const replied =
+        fallback === undefined
+          ? sent
+          : sent.catch((error) =>
+              isNoScript(error) ? client.sendCommand(fallback as Array<string>) : Promise.reject(error)
+            )
+      replied.then(
+        (reply) => {
+          untrack()
+          resume(errors.parsed(operation, key, parse, reply))
+        },
+        (error) => {
+          untrack()
+          resume(Exit.fail(errors.unavailable(operation, key, error)))
+        }
+      )
+    })
+  )
+
+/** Over the generic `Redis` service: each command runs in a fiber the watchdog can interrupt. */
+const serviceCommands = (redis: Redis.Redis["Service"], watchdog: CommandWatchdog, errors: Errors): RedisCommands => {
+  const once = (operation: string, key: string, args: ReadonlyArray<string>) =>
+    Effect.mapError(
+      watchdog.bound(redis.send(args[0]!, ...args.slice(1)), () => errors.timedOut(operation, key)),
+      // The service wraps client errors in `RedisError { cause }`: report the client's own error.
+      (error) => (error instanceof LeaseError.LeaseError ? error : errors.unavailable(operation, key, error.cause))
+    )
+  return fromRun("service", (operation, key, args, fallback, parse) => {
+    const sent = once(operation, key, args)
+    const replied =
+      fallback === undefined
+        ? sent
+        : Effect.catchIf(
+            sent,
+            (error) => error.reason._tag === "StoreUnavailable" && isNoScript(error.reason.cause),
+            () => once(operation, key, fallback)
+          )
+    return Effect.flatMap(replied, (reply) => errors.parsed(operation, key, parse, reply))
   })
+}
+
+/**
+ * Whether two senders use one connection: both answer `CLIENT INFO` with the same client id and the same local and
+ * remote addresses (an id alone is only unique within one server). `false` if either cannot tell.
+ */
+const sameConnection = (a: RedisCommands, b: RedisCommands): Effect.Effect<boolean> => {
+  const probe = (commands: RedisCommands) => commands.send("start", "CLIENT INFO", ["CLIENT", "INFO"], connectionOf)
+  return Effect.all([probe(a), probe(b)], { concurrency: "unbounded" }).pipe(
+    Effect.map(([x, y]) => x === y),
+    Effect.orElseSucceed(() => false)
+  )
+}
 
 /** `id`, `addr` and `laddr` of a `CLIENT INFO` reply: which connection it is. */
 const connectionOf = (info: unknown): string | undefined => {
@@ -120,67 +199,4 @@ const connectionOf = (info: unknown): string | undefined => {
   const addr = fields.get("addr")
   const laddr = fields.get("laddr")
   return id && addr && laddr ? `${id} ${addr} ${laddr}` : undefined
-}
-
-const boundWith =
-  (watchdog: CommandWatchdog, timeout: Duration.Duration): Bound =>
-  (operation, key, transport, args) => {
-    const unavailable = (cause: unknown) => LeaseError.make(new LeaseError.StoreUnavailable({ operation, key, cause }))
-    const timedOut = () => unavailable(new Cause.TimeoutError(`no reply from Redis within ${Duration.format(timeout)}`))
-    if (typeof transport === "function") {
-      return Effect.mapError(watchdog.bound(transport(args), timedOut), (error) =>
-        error instanceof LeaseError.LeaseError ? error : unavailable(causeOf(error))
-      )
-    }
-    return Effect.callback<unknown, LeaseError.LeaseError>((resume) => {
-      const untrack = watchdog.track(() => resume(Effect.fail(timedOut())))
-      transport.sendCommand(args as Array<string>).then(
-        (reply) => {
-          untrack()
-          resume(Exit.succeed(reply))
-        },
-        (error) => {
-          untrack()
-          resume(Exit.fail(unavailable(error)))
-        }
-      )
-    })
-  }
-
-/** The `Redis` service wraps client errors in `RedisError { cause }`: report the client's own error. */
-const causeOf = (error: unknown): unknown =>
-  typeof error === "object" && error !== null && "cause" in error ? (error as { cause: unknown }).cause : error
-
-const isNoScript = (error: LeaseError.LeaseError): boolean =>
-  error.reason._tag === "StoreUnavailable" && String(error.reason.cause).includes("NOSCRIPT")
-
-const commands = (kind: "client" | "service", transport: Transport, bounded: Bound): RedisCommands => {
-  const parsed =
-    <A>(operation: string, key: string, parse: (reply: unknown) => A | undefined) =>
-    (reply: unknown): Effect.Effect<A, LeaseError.LeaseError> => {
-      const value = parse(reply)
-      return value === undefined
-        ? Effect.fail(
-            LeaseError.make(
-              new LeaseError.StoreUnavailable({
-                operation,
-                key,
-                cause: new Error(`unexpected reply from Redis: ${JSON.stringify(reply)}`)
-              })
-            )
-          )
-        : Effect.succeed(value)
-    }
-  return {
-    transport: kind,
-    send: (operation, key, args, parse) =>
-      Effect.flatMap(bounded(operation, key, transport, args), parsed(operation, key, parse)),
-    evalScript: (operation, key, script, keys, args, parse) => {
-      const tail = [String(keys.length), ...keys, ...args]
-      return bounded(operation, key, transport, ["EVALSHA", script.sha1, ...tail]).pipe(
-        Effect.catchIf(isNoScript, () => bounded(operation, key, transport, ["EVAL", script.lua, ...tail])),
-        Effect.flatMap(parsed(operation, key, parse))
-      )
-    }
-  }
 }
