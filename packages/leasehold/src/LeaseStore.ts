@@ -506,3 +506,25 @@ local fields = redis.call("HMGET", KEYS[1], "owner", "fence", "acquiredAt")
 if not fields[2] then return false end
 return {redis.call("PTTL", KEYS[1]), fields[1], fields[2], fields[3]}
 `
+
+/**
+ * The Lua source of each Redis operation, for reading what runs in Redis (and for tools that measure it). User
+ * data reaches the scripts only through `KEYS` and `ARGV`:
+ * - `acquire`: KEYS lease, fence; ARGV token, TTL (ms), owner. `{1, fence, acquiredAt}` or `{0, pttl, owner}`.
+ * - `renew`: KEYS lease; ARGV token, TTL. `1` renewed, `0` expired, `-1` another token holds it.
+ * - `renewMany`: KEYS the leases; ARGV token and TTL of each. The replies of `renew`, in order.
+ * - `release`: KEYS lease; ARGV token, release channel, key. `1` released (and announced `<fence>:<key>`), `0` not.
+ * - `isHeld`: KEYS lease; ARGV token. `1` or `0`.
+ * - `inspect`: KEYS lease. `{pttl, owner, fence, acquiredAt}`, or nil when nobody holds it.
+ *
+ * @category redis
+ * @since 0.1.0
+ */
+export const redisScripts = {
+  acquire: acquireLua,
+  renew: renewLua,
+  renewMany: renewManyLua,
+  release: releaseLua,
+  isHeld: isHeldLua,
+  inspect: inspectLua
+} as const

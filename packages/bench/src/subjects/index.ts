@@ -74,6 +74,19 @@ export const specs: ReadonlyArray<Spec> = [
     make: async (options) => (await import("./rawNodeRedis.ts")).make(options)
   },
   {
+    id: "raw-node-redis-scripts",
+    name: "raw node-redis, leasehold's scripts",
+    role: "baseline",
+    unsupported: {
+      contend: "acquire/release only: it shows the Redis-side cost of leasehold's scripts",
+      "contend-procs": "acquire/release only: it shows the Redis-side cost of leasehold's scripts",
+      renew: "acquire/release only",
+      "hold-many": "acquire/release only",
+      mem: "acquire/release only"
+    },
+    make: async (options) => (await import("./rawNodeRedis.ts")).makeWithLeaseholdScripts(options)
+  },
+  {
     id: "raw-ioredis",
     name: "raw ioredis",
     role: "baseline",
