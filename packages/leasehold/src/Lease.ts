@@ -206,7 +206,12 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
       lease.storeId === store.id ? Effect.void : foreign(lease, operation)
     const validKey = (key: string) => fromResult(LeaseKey.decode(key))
     const layerScope = yield* Effect.scope
-    const waiting = waitingMake(store, layerScope)
+    // The longest one try can take: the store's bound, the undo of a failed acquire, and timers firing late.
+    const waiting = waitingMake(
+      store,
+      layerScope,
+      store.maxOperationMillis === undefined ? undefined : store.maxOperationMillis + undoGraceMillis + 50
+    )
     const renewals = renewer.make(
       store,
       {

@@ -78,6 +78,12 @@ export interface Snapshot {
  */
 export interface LeaseStore {
   readonly id: string
+  /**
+   * The longest any one operation can take before it fails (the Redis store's command timeout; `0` for the memory
+   * store, which answers at once). Optional: waiting bounds each try by its own timer when it is not given, and
+   * skips that timer when the wait budget left is longer than this.
+   */
+  readonly maxOperationMillis?: number | undefined
   readonly acquire: (
     key: LeaseKey,
     token: LeaseToken,
@@ -184,6 +190,7 @@ export const makeMemory: Effect.Effect<LeaseStore> = Effect.sync(() => {
 
   return LeaseStore.of({
     id: storeId("memory"),
+    maxOperationMillis: 0,
     acquire: (key, token, ttlMillis, owner) =>
       withNow((now): AcquireReply => {
         const held = live(key, now)
@@ -353,6 +360,8 @@ export const makeRedis = Effect.fnUntraced(function* (options?: RedisOptions) {
 
   return LeaseStore.of({
     id: storeId(`redis:${prefix}`),
+    // NOSCRIPT and the EVAL after it share one bound.
+    maxOperationMillis: Duration.toMillis(timeout),
     acquire: (key, token, ttlMillis, owner) => {
       const keys = redisKeys(prefix, key)
       return commands.evalScript(

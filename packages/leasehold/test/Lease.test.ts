@@ -3,7 +3,7 @@ import { LeaseObserver } from "@leasehold/testing"
 import { Cause, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Result, Schedule } from "effect"
 import { TestClock } from "effect/testing"
 import { Lease, LeaseError, LeaseStore, LeaseToken, TokenSource } from "leasehold"
-import { failureOf, makeTestLease, reasonOf } from "./support.ts"
+import { type Faults, failureOf, makeTestLease, reasonOf } from "./support.ts"
 
 const firstToken = LeaseToken.make("test-token-000001")
 
@@ -344,6 +344,31 @@ describe("Lease waiting budget (memory store, TestClock)", () => {
       assert.match(reason.message, /holder "holder-7"/)
     }).pipe(Effect.provide(layer))
   })
+
+  it.effect("a try slower than the budget ends with the budget; one within a stated bound runs to its end", () =>
+    Effect.gen(function* () {
+      // The store takes 1 s to answer an acquire, and says so (maxOperationMillis).
+      const slow: Faults = (store) => ({
+        maxOperationMillis: 1_000,
+        acquire: (...args) => Effect.delay(store.acquire(...args), "1 second")
+      })
+      for (const statedBound of [undefined, 1_000]) {
+        const { layer } = makeTestLease((store) => ({ ...slow(store), maxOperationMillis: statedBound }))
+        yield* Effect.gen(function* () {
+          // A budget shorter than a try: the try is cut at the budget, whether or not the store states its bound.
+          const short = yield* Effect.forkChild(Lease.withLease("slow", 300, Effect.void, { wait: "200 millis" }))
+          yield* TestClock.adjust(201)
+          assert.strictEqual(reasonOf(failureOf(yield* Fiber.await(short)))._tag, "AcquireTimeout")
+          // A budget longer than the stated bound: the try runs to its end and acquires.
+          const long = yield* Effect.forkChild(
+            Lease.withLease("slow-2", 300, Effect.succeed("held"), { wait: "5 seconds" })
+          )
+          yield* TestClock.adjust(1_001)
+          assert.strictEqual(yield* Fiber.join(long), "held")
+        }).pipe(Effect.provide(layer))
+      }
+    })
+  )
 
   it.effect("a reason can be caught on its own with Effect.catchReason", () => {
     const { layer } = makeTestLease()

@@ -32,6 +32,7 @@ export const makeTestLease = (faults: Faults = () => ({})) => {
           })) as F
       return LeaseStore.LeaseStore.of({
         id: memory.id,
+        maxOperationMillis: store.maxOperationMillis,
         acquire: logged("acquire", store.acquire),
         renew: logged("renew", store.renew),
         // Batches go through `renew`, so a fault on `renew` applies to them, and each lease counts as one call.

@@ -32,9 +32,10 @@ const timedOut = (key: LeaseKey, waitedMillis: number, holder: Option.Option<Lea
 
 /**
  * Blocking acquires for one `Lease` service: the process's queues of waiters, and its one subscription to the
- * store's release announcements, opened by the first waiter and kept as long as `layerScope`.
+ * store's release announcements, opened by the first waiter and kept as long as `layerScope`. `tryMaxMillis`, when
+ * known, is the longest one try can take (the store's bound on an operation plus the undo of a failed acquire).
  */
-export const make = (store: LeaseStore.LeaseStore, layerScope: Scope.Scope) => {
+export const make = (store: LeaseStore.LeaseStore, layerScope: Scope.Scope, tryMaxMillis: number | undefined) => {
   const room = waitRoom.make<Option.Option<LeaseOwner>>()
 
   /**
@@ -102,10 +103,17 @@ export const make = (store: LeaseStore.LeaseStore, layerScope: Scope.Scope) => {
       Effect.gen(function* () {
         const start = yield* monotonicMillis
         const budgetLeft = Effect.map(monotonicMillis, (now) => start + budgetMillis - now)
-        /** A try bounded by what is left of the budget (`None` when the budget ran out first). */
-        const tryWithin = Effect.flatMap(budgetLeft, (left) =>
-          left > 0 ? Effect.timeoutOption(tryOnce(onAcquired), Math.ceil(left)) : Effect.succeedNone
-        )
+        /**
+         * A try bounded by what is left of the budget (`None` when the budget ran out first). When a try is known to
+         * end within `tryMaxMillis`, it needs no timer of ours while the budget left is longer than that.
+         */
+        const tryWithin = Effect.flatMap(budgetLeft, (left) => {
+          if (left <= 0) return Effect.succeedNone
+          if (tryMaxMillis !== undefined && tryMaxMillis < left) {
+            return Effect.asSome(tryOnce(onAcquired))
+          }
+          return Effect.timeoutOption(tryOnce(onAcquired), Math.ceil(left))
+        })
         const outOfBudget = (holder: Option.Option<LeaseOwner> | undefined) =>
           Effect.flatMap(monotonicMillis, (now) => timedOut(key, now - start, holder))
         if (!room.hasWaiters(key)) {
