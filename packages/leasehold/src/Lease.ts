@@ -392,6 +392,25 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
         })
       )
 
+    // Helpers of `scoped` that stay with a held lease, made outside it: a closure made inside would keep every
+    // variable of `scoped` that any of its closures uses, for the life of the lease.
+
+    /** The release of a lease, built when the scope closes (built now, it would keep its command until then). */
+    const releaseWhenClosed = (scope: Scope.Scope, lease: Handle) =>
+      Scope.addFinalizer(
+        scope,
+        Effect.suspend(() => finalRelease(lease))
+      )
+
+    /**
+     * Interrupts the fiber that acquired the lease. A weak reference: a lease held by a scope that outlives that
+     * fiber does not keep it.
+     */
+    const interruptOf = (holder: Fiber.Fiber<unknown, unknown>) => {
+      const holderRef = new WeakRef(holder)
+      return Effect.sync(() => holderRef.deref()?.interruptUnsafe())
+    }
+
     const scoped = Effect.fn("Lease.scoped")(function* (
       key: string,
       ttl: Duration.Input,
@@ -411,43 +430,73 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
         ttlMillis,
         wait,
         (onAcquired) => attempt(validatedKey, ttlMillis, owner, onAcquired),
-        (lease) => Scope.addFinalizer(scope, finalRelease(lease))
+        (lease) => releaseWhenClosed(scope, lease)
       )
-      let current = lease
       const lost = yield* Deferred.make<LeaseError.LeaseLost>()
-      // A weak reference: a lease held by a scope that outlives the fiber that acquired it does not keep that fiber.
-      const holderRef = new WeakRef(holder)
-      const onLost =
-        options?.interruptOnLoss === false ? Effect.void : Effect.sync(() => holderRef.deref()?.interruptUnsafe())
+      const onLost = options?.interruptOnLoss === false ? Effect.void : interruptOf(holder)
       // Registered after the release: finalizers run last-in first-out, so renewals stop before the release.
-      yield* Effect.uninterruptible(
-        Effect.flatMap(
-          renewals.add(lease, intervalMillis, (renewed) => (current = renewed), lost, onLost),
-          (stopRenewing) => Scope.addFinalizer(scope, stopRenewing)
+      const renewal = yield* Effect.uninterruptible(
+        Effect.tap(renewals.add(lease, intervalMillis, lost, onLost), (renewal) =>
+          Scope.addFinalizer(scope, renewals.stop(renewal))
         )
       )
-      const ensureValid = Effect.flatMap(monotonicMillis, (now) => {
-        if (Deferred.isDoneUnsafe(lost))
-          return Effect.flatMap(Deferred.await(lost), (l) => Effect.fail(LeaseError.make(l)))
-        if (now < current.validUntil) return Effect.void
-        return Effect.fail(
-          LeaseError.make(new LeaseError.LeaseLost({ key: validatedKey, reason: "expired", fence: lease.fence }))
-        )
-      })
-      return identity<Active>({
-        key: validatedKey,
-        fence: lease.fence,
-        current: Effect.sync(() => current),
-        lost: Deferred.await(lost),
-        ensureValid
-      })
+      return new ActiveLease(validatedKey, lease.fence, renewal, lost)
     })
 
     return Lease.of({ acquire, renew, release, checkOwnership, inspect, scoped })
   }
 )
 
-const identity = <A>(a: A): A => a
+/**
+ * The `Active` of one held lease. Its effects are made when asked for, so that a held lease keeps only its renewal
+ * record and its loss signal (10,000 held leases are a workload, see the bench's `hold-many`).
+ */
+class ActiveLease implements Active {
+  readonly key: LeaseKey.LeaseKey
+  readonly fence: bigint
+  readonly #renewal: { readonly lease: Handle }
+  readonly #lost: Deferred.Deferred<LeaseError.LeaseLost>
+
+  constructor(
+    key: LeaseKey.LeaseKey,
+    fence: bigint,
+    renewal: { readonly lease: Handle },
+    lost: Deferred.Deferred<LeaseError.LeaseLost>
+  ) {
+    this.key = key
+    this.fence = fence
+    this.#renewal = renewal
+    this.#lost = lost
+  }
+
+  get current(): Effect.Effect<Handle> {
+    return Effect.sync(() => this.#renewal.lease)
+  }
+
+  get lost(): Effect.Effect<LeaseError.LeaseLost> {
+    return Deferred.await(this.#lost)
+  }
+
+  get ensureValid(): Effect.Effect<void, LeaseError.LeaseError> {
+    return Effect.flatMap(monotonicMillis, (now) => {
+      if (Deferred.isDoneUnsafe(this.#lost)) {
+        return Effect.flatMap(Deferred.await(this.#lost), (lost) => Effect.fail(LeaseError.make(lost)))
+      }
+      if (now < this.#renewal.lease.validUntil) return Effect.void
+      return Effect.fail(
+        LeaseError.make(new LeaseError.LeaseLost({ key: this.key, reason: "expired", fence: this.fence }))
+      )
+    })
+  }
+
+  toJSON() {
+    return { _tag: "Active", key: this.key, fence: String(this.fence) }
+  }
+
+  [Symbol.for("nodejs.util.inspect.custom")]() {
+    return this.toJSON()
+  }
+}
 
 /**
  * The lease service over the `LeaseStore` layer it is given (`LeaseStore.layerRedis` or `LeaseStore.layerMemory`).

@@ -1,3 +1,4 @@
+import { inspect } from "node:util"
 import { assert, describe, it } from "@effect/vitest"
 import { LeaseObserver } from "@leasehold/testing"
 import { Cause, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Result, Schedule } from "effect"
@@ -513,6 +514,24 @@ describe("Lease input validation", () => {
       assert.notInclude(Cause.pretty(Cause.fail(attempt)), attempt.lease.token)
     }).pipe(Effect.provide(layer))
   )
+})
+
+describe("Lease printing", () => {
+  it.effect("a handle and an active lease print without their token (JSON and console)", () => {
+    const { layer } = makeTestLease()
+    return Effect.scoped(
+      Effect.gen(function* () {
+        const active = yield* Lease.scoped("printed", "10 seconds", { owner: { id: "worker-1" } })
+        const handle = yield* active.current
+        for (const printed of [JSON.stringify(handle), inspect(handle), JSON.stringify(active), inspect(active)]) {
+          assert.notInclude(printed, handle.token)
+          assert.include(printed, "printed")
+        }
+        assert.include(JSON.stringify(handle), '"token":"<redacted>"')
+        assert.deepStrictEqual(JSON.parse(JSON.stringify(active)), { _tag: "Active", key: "printed", fence: "1" })
+      })
+    ).pipe(Effect.provide(layer))
+  })
 })
 
 describe("TokenSource.secureRandom", () => {

@@ -11,15 +11,14 @@ export interface RenewalEvents {
   readonly lost: (lease: Handle, reason: LeaseError.LostBecause) => Effect.Effect<void>
 }
 
-/** One auto-renewed lease, as the renewer keeps it. */
-interface Renewal {
+/** One auto-renewed lease, as the renewer keeps it; `lease` is the handle as of its latest renew. */
+export interface Renewal {
   lease: Handle
   readonly ttlMillis: number
   readonly intervalMillis: number
   /** From the start of the last successful renew to `validUntil`. */
   readonly margin: number
   readonly reaction: number
-  readonly update: (lease: Handle) => void
   readonly lost: Deferred.Deferred<LeaseError.LeaseLost>
   readonly onLost: Effect.Effect<void>
   nextAt: number
@@ -93,7 +92,6 @@ export const make = (store: LeaseStore.LeaseStore, events: RenewalEvents, layerS
             continue
           }
           renewal.lease = new Handle({ ...renewal.lease, validUntil: t0 + renewal.margin })
-          renewal.update(renewal.lease)
           renewal.failures = 0
           renewal.nextAt = t0 + renewal.intervalMillis
           if (events.renewed !== undefined) yield* events.renewed(renewal.lease)
@@ -144,14 +142,17 @@ export const make = (store: LeaseStore.LeaseStore, events: RenewalEvents, layerS
   /**
    * Renews `first` until the scope that called it closes (the returned effect stops it: call it before releasing).
    */
+  /**
+   * Starts renewing `first` every `intervalMillis`: the returned record's `lease` follows the renews. On loss,
+   * `lost` is completed and `onLost` runs. Stop it with `stop`.
+   */
   const add = (
     first: Handle,
     intervalMillis: number,
-    update: (lease: Handle) => void,
     lost: Deferred.Deferred<LeaseError.LeaseLost>,
     onLost: Effect.Effect<void>
-  ): Effect.Effect<Effect.Effect<void>> =>
-    Effect.gen(function* () {
+  ): Effect.Effect<Renewal> =>
+    Effect.suspend(() => {
       const ttlMillis = Duration.toMillis(first.ttl)
       const margin = ttlMillis - driftMillis(ttlMillis)
       const renewal: Renewal = {
@@ -160,7 +161,6 @@ export const make = (store: LeaseStore.LeaseStore, events: RenewalEvents, layerS
         intervalMillis,
         margin,
         reaction: reactionMillis(ttlMillis),
-        update,
         lost,
         onLost,
         nextAt: first.validUntil - margin + intervalMillis,
@@ -169,16 +169,20 @@ export const make = (store: LeaseStore.LeaseStore, events: RenewalEvents, layerS
         stopped: false
       }
       renewals.add(renewal)
-      if (started) wake()
-      else {
-        started = true
-        yield* Effect.forkIn(loop, layerScope)
+      if (started) {
+        wake()
+        return Effect.succeed(renewal)
       }
-      return Effect.sync(() => {
-        renewal.stopped = true
-        renewals.delete(renewal)
-      })
+      started = true
+      return Effect.as(Effect.forkIn(loop, layerScope), renewal)
     })
 
-  return { add }
+  /** Stops renewing: the lease is left as it is (its release is the caller's). */
+  const stop = (renewal: Renewal): Effect.Effect<void> =>
+    Effect.sync(() => {
+      renewal.stopped = true
+      renewals.delete(renewal)
+    })
+
+  return { add, stop }
 }
