@@ -198,6 +198,30 @@ describe("Lease renewals of many leases (memory store, TestClock)", () => {
     }).pipe(Effect.provide(layer))
   })
 
+  it.effect(
+    "a lease added while the renewer sleeps is renewed on its own schedule, sooner or later than the rest",
+    () => {
+      const { layer, calls } = makeTestLease()
+      const renewsOf = (key: string) => calls.filter((call) => call.op === "renew" && call.key === key).length
+      return Effect.gen(function* () {
+        const hold = (key: string, ttl: number) =>
+          Effect.forkChild(Lease.withLease(key, ttl, Effect.never), { startImmediately: true })
+        // The renewer sleeps until "slow" is due at 1,000 ms; "fast" is due at 100 ms, so adding it must wake it.
+        yield* hold("slow", 3_000)
+        yield* TestClock.adjust(10)
+        yield* hold("fast", 300)
+        yield* TestClock.adjust(100)
+        assert.deepStrictEqual([renewsOf("fast"), renewsOf("slow")], [1, 0])
+        // Now it sleeps until "fast" is due again (210 ms); "late" is due at 1,110 ms, later: no wake-up is needed.
+        yield* hold("late", 3_000)
+        yield* TestClock.adjust(900)
+        assert.deepStrictEqual([renewsOf("slow"), renewsOf("late")], [1, 0])
+        yield* TestClock.adjust(100)
+        assert.deepStrictEqual([renewsOf("fast"), renewsOf("slow"), renewsOf("late")], [11, 1, 1])
+      }).pipe(Effect.provide(layer))
+    }
+  )
+
   it.effect("one lease's lost renewal does not hold up the others", () => {
     const { layer } = makeTestLease((memory) => ({
       renew: (key, token, ttl) => (key === "stuck" ? Effect.never : memory.renew(key, token, ttl))

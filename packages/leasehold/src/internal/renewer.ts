@@ -46,6 +46,12 @@ export const make = (store: LeaseStore.LeaseStore, events: RenewalEvents, layerS
   /** The loop starts with the first lease and runs, asleep when there is nothing to renew, until the layer closes. */
   let started = false
 
+  /**
+   * When the sleeping loop looks again (`-Infinity` while it scans). A lease added later than that needs no wake-up:
+   * without this, adding N leases would rescan the set N times (10,000 leases took 1.6 s to acquire).
+   */
+  let looksAgainAt = Number.NEGATIVE_INFINITY
+
   const wake = () => Deferred.doneUnsafe(alarm, Effect.void)
 
   const lose = (renewal: Renewal, reason: LeaseError.LostBecause) =>
@@ -111,6 +117,7 @@ export const make = (store: LeaseStore.LeaseStore, events: RenewalEvents, layerS
     while (true) {
       // A new alarm before the scan: a lease added or a batch done after this point wakes the sleep below.
       alarm = Deferred.makeUnsafe<void>()
+      looksAgainAt = Number.NEGATIVE_INFINITY
       const now = yield* monotonicMillis
       const due: Array<Renewal> = []
       let next = Number.POSITIVE_INFINITY
@@ -134,14 +141,12 @@ export const make = (store: LeaseStore.LeaseStore, events: RenewalEvents, layerS
         yield* Effect.forkIn(renewBatch(due, now), layerScope)
         continue
       }
+      looksAgainAt = next
       if (next === Number.POSITIVE_INFINITY) yield* Deferred.await(alarm)
       else yield* Effect.raceFirst(Deferred.await(alarm), Effect.sleep(Duration.millis(Math.ceil(next - now))))
     }
   })
 
-  /**
-   * Renews `first` until the scope that called it closes (the returned effect stops it: call it before releasing).
-   */
   /**
    * Starts renewing `first` every `intervalMillis`: the returned record's `lease` follows the renews. On loss,
    * `lost` is completed and `onLost` runs. Stop it with `stop`.
@@ -170,7 +175,7 @@ export const make = (store: LeaseStore.LeaseStore, events: RenewalEvents, layerS
       }
       renewals.add(renewal)
       if (started) {
-        wake()
+        if (looksAgainAt === Number.NEGATIVE_INFINITY || renewal.nextAt < looksAgainAt) wake()
         return Effect.succeed(renewal)
       }
       started = true
