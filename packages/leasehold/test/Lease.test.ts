@@ -1,7 +1,7 @@
 import { inspect } from "node:util"
 import { assert, describe, it } from "@effect/vitest"
 import { LeaseObserver } from "@leasehold/testing"
-import { Cause, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Result, Schedule } from "effect"
+import { Cause, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Result, Schedule, Tracer } from "effect"
 import { TestClock } from "effect/testing"
 import { Lease, LeaseError, LeaseStore, LeaseToken, TokenSource } from "leasehold"
 import { type Faults, failureOf, makeTestLease, reasonOf } from "./support.ts"
@@ -538,6 +538,26 @@ describe("Lease input validation", () => {
       assert.notInclude(Cause.pretty(Cause.fail(attempt)), attempt.lease.token)
     }).pipe(Effect.provide(layer))
   )
+})
+
+describe("Lease tracing", () => {
+  it.effect("scoped and inspect have spans; acquire and release (one round trip each) do not", () => {
+    const { layer } = makeTestLease()
+    const names: Array<string> = []
+    const tracer = Tracer.make({
+      span(options) {
+        names.push(options.name)
+        return new Tracer.NativeSpan(options)
+      }
+    })
+    return Effect.gen(function* () {
+      yield* Effect.scoped(Lease.scoped("traced", "10 seconds"))
+      yield* Lease.inspect("traced")
+      const attempt = yield* Lease.acquire("traced-2", "10 seconds")
+      if (attempt._tag === "Acquired") yield* Lease.release(attempt.lease)
+      assert.deepStrictEqual(names, ["Lease.scoped", "Lease.inspect"])
+    }).pipe(Effect.withTracer(tracer), Effect.provide(layer))
+  })
 })
 
 describe("Lease printing", () => {

@@ -9,6 +9,15 @@ import type { Handle } from "./handle.ts"
 import type * as validate from "./validate.ts"
 import * as waitRoom from "./waitRoom.ts"
 
+/** One blocking acquire: its key, when it started, its budget, and how it tries. */
+interface Budget {
+  readonly key: LeaseKey
+  readonly start: number
+  readonly millis: number
+  readonly tryOnce: TryOnce
+  readonly onAcquired: (lease: Handle) => Effect.Effect<void>
+}
+
 /** Held: an internal failure that drives the retries of a `Schedule` wait. */
 class StillHeld extends Data.TaggedError("StillHeld")<{ readonly attempt: LeaseAttempt & { _tag: "Held" } }> {}
 
@@ -99,36 +108,46 @@ export const make = (store: LeaseStore.LeaseStore, layerScope: Scope.Scope, tryM
     tryOnce: TryOnce,
     onAcquired: (lease: Handle) => Effect.Effect<void>
   ): Effect.Effect<Handle, LeaseError.LeaseError> =>
+    Effect.flatMap(monotonicMillis, (start) => {
+      const budget: Budget = { key, start, millis: budgetMillis, tryOnce, onAcquired }
+      if (room.hasWaiters(key)) return queued(budget, ttlMillis)
+      // Nobody of this process waits for the key: try at once, and join the queue only if it is held.
+      if (budgetMillis === 0) {
+        return Effect.flatMap(tryOnce(onAcquired), (only) =>
+          only._tag === "Acquired" ? Effect.succeed(only.lease) : timedOut(key, 0, only.owner)
+        )
+      }
+      return Effect.flatMap(tryWithin(budget), (first) => {
+        if (Option.isNone(first)) return outOfBudget(budget, undefined)
+        return first.value._tag === "Acquired" ? Effect.succeed(first.value.lease) : queued(budget, ttlMillis)
+      })
+    })
+
+  const budgetLeft = (budget: Budget) => Effect.map(monotonicMillis, (now) => budget.start + budget.millis - now)
+
+  /**
+   * A try bounded by what is left of the budget (`None` when the budget ran out first). When a try is known to end
+   * within `tryMaxMillis`, it needs no timer of ours while the budget left is longer than that.
+   */
+  const tryWithin = (budget: Budget) =>
+    Effect.flatMap(budgetLeft(budget), (left) => {
+      if (left <= 0) return Effect.succeedNone
+      if (tryMaxMillis !== undefined && tryMaxMillis < left) return Effect.asSome(budget.tryOnce(budget.onAcquired))
+      return Effect.timeoutOption(budget.tryOnce(budget.onAcquired), Math.ceil(left))
+    })
+
+  const outOfBudget = (budget: Budget, holder: Option.Option<LeaseOwner> | undefined) =>
+    Effect.flatMap(monotonicMillis, (now) => timedOut(budget.key, now - budget.start, holder))
+
+  /** Waits in the key's queue (see `waitInQueue`), after a first try found the key held or others waiting. */
+  const queued = (budget: Budget, ttlMillis: number): Effect.Effect<Handle, LeaseError.LeaseError> =>
     Effect.scoped(
       Effect.gen(function* () {
-        const start = yield* monotonicMillis
-        const budgetLeft = Effect.map(monotonicMillis, (now) => start + budgetMillis - now)
-        /**
-         * A try bounded by what is left of the budget (`None` when the budget ran out first). When a try is known to
-         * end within `tryMaxMillis`, it needs no timer of ours while the budget left is longer than that.
-         */
-        const tryWithin = Effect.flatMap(budgetLeft, (left) => {
-          if (left <= 0) return Effect.succeedNone
-          if (tryMaxMillis !== undefined && tryMaxMillis < left) {
-            return Effect.asSome(tryOnce(onAcquired))
-          }
-          return Effect.timeoutOption(tryOnce(onAcquired), Math.ceil(left))
-        })
-        const outOfBudget = (holder: Option.Option<LeaseOwner> | undefined) =>
-          Effect.flatMap(monotonicMillis, (now) => timedOut(key, now - start, holder))
-        if (!room.hasWaiters(key)) {
-          if (budgetMillis === 0) {
-            const only = yield* tryOnce(onAcquired)
-            return only._tag === "Acquired" ? only.lease : yield* timedOut(key, 0, only.owner)
-          }
-          const first = yield* tryWithin
-          if (Option.isNone(first)) return yield* outOfBudget(undefined)
-          if (first.value._tag === "Acquired") return first.value.lease
-        }
+        const { key, start, millis: budgetMillis } = budget
         // Listen before the next try, so that a release between that try and the sleep after it is not missed.
         // A store that does not answer the subscription in time leaves this waiter polling instead.
         const watch = yield* releaseWatch.pipe(
-          Effect.timeoutOption(Math.max(0, Math.ceil(yield* budgetLeft))),
+          Effect.timeoutOption(Math.max(0, Math.ceil(yield* budgetLeft(budget)))),
           Effect.map(Option.getOrElse(() => unwatched))
         )
         const ticket = yield* room.join(key)
@@ -137,8 +156,8 @@ export const make = (store: LeaseStore.LeaseStore, layerScope: Scope.Scope, tryM
         let safetyNetMillis = 100
         while (true) {
           if (probe && ticket.isHead()) {
-            const attempt = yield* tryWithin
-            if (Option.isNone(attempt)) return yield* outOfBudget(ticket.holder())
+            const attempt = yield* tryWithin(budget)
+            if (Option.isNone(attempt)) return yield* outOfBudget(budget, ticket.holder())
             const result = attempt.value
             if (result._tag === "Acquired") {
               ticket.leave(ttlMillis)
