@@ -31,11 +31,12 @@ const serviceOnly = <R>(layer: Layer.Layer<R | Redis.Redis, unknown>) =>
 
 /** Counts the commands a node-redis client is sent directly (it forwards them to the real client). */
 const countingClient = (client: NodeRedis.NodeRedis["Service"]["client"]) => {
-  const counted = { sent: 0 }
+  const counted = { sent: 0, timeouts: new Set<unknown>() }
   const spy = Object.create(client) as typeof client
   Object.defineProperty(spy, "sendCommand", {
     value: (...args: Parameters<typeof client.sendCommand>) => {
       counted.sent++
+      counted.timeouts.add(args[1]?.timeout)
       return client.sendCommand(...args)
     }
   })
@@ -152,6 +153,8 @@ layer(TestLayer, { excludeTestServices: true })("Redis store", (it) => {
       const held = acquired(yield* lease.acquire(freshKey("direct"), "10 seconds"))
       assert.isTrue(yield* lease.release(held))
       assert.strictEqual(counted.sent - start, 2, "acquire and release went to the client directly")
+      // leasehold bounds them itself: the client's own per-command timer (a 5 s timer per command) is turned off.
+      assert.deepStrictEqual([...counted.timeouts], [0])
     })
   )
 

@@ -11,13 +11,11 @@ import { type CommandWatchdog, make as makeWatchdog } from "./commandWatchdog.ts
  * - the generic `Redis` service (`send` returns an Effect, so a bound needs a fiber to run the command in);
  * - the node-redis client behind it, when the context also holds `@effect/platform-node`'s `NodeRedis` service for
  *   the very same connection (checked with `CLIENT INFO` at start). A command is then a Promise the lease operation
- *   waits on directly: no fiber per command. This roughly halves the store's CPU per operation.
+ *   waits on directly: no fiber per command, and no timer of the client's own (see `withoutClientTimer`).
  * Scripts are sent as `EVALSHA` with a SHA-1 computed here, and as `EVAL` when Redis answers `NOSCRIPT` (after a
  * restart or a `SCRIPT FLUSH`), so no operation needs a `SCRIPT LOAD` round trip first.
  */
 export interface RedisCommands {
-  /** `"client"` when commands go to the node-redis client directly, `"service"` when through `Redis`. */
-  readonly transport: "client" | "service"
   readonly send: <A>(
     operation: string,
     key: string,
@@ -51,8 +49,18 @@ export const luaScript = (lua: string): Effect.Effect<LuaScript> =>
 
 /** What leasehold needs of a node-redis client: `sendCommand`. */
 interface CommandClient {
-  readonly sendCommand: (args: Array<string>) => Promise<unknown>
+  readonly sendCommand: (args: Array<string>, options?: { readonly timeout?: number }) => Promise<unknown>
 }
+
+/**
+ * node-redis (6.x) bounds each command with a timer of its own (`AbortSignal.timeout`, 5 s by default) that lives
+ * on after the reply: at tens of thousands of commands a second it costs more than the rest of the command. The
+ * watchdog already bounds leasehold's commands, so they are sent without it (`timeout: 0`); the client's other
+ * command options still apply. A command whose caller timed out stays in the client's queue until its reply or the
+ * connection's end, as it would after the client's own timeout, and commands on a connection keep their order, so a
+ * late renew is always followed by the release sent after it.
+ */
+const withoutClientTimer = { timeout: 0 } as const
 
 /**
  * `@effect/platform-node`'s `NodeRedis` service, seen by its key and structurally: leasehold depends on `effect`
@@ -89,8 +97,7 @@ type Run = <A>(
   parse: (reply: unknown) => A | undefined
 ) => Effect.Effect<A, LeaseError.LeaseError>
 
-const fromRun = (transport: RedisCommands["transport"], run: Run): RedisCommands => ({
-  transport,
+const fromRun = (run: Run): RedisCommands => ({
   send: (operation, key, args, parse) => run(operation, key, args, undefined, parse),
   evalScript: (operation, key, script, keys, args, parse) => {
     const tail = [String(keys.length), ...keys, ...args]
@@ -129,15 +136,17 @@ const isNoScript = (error: unknown): boolean => String(error).includes("NOSCRIPT
  * Over the node-redis client: one `Effect.callback` per command, which the watchdog can end; no fiber of its own.
  */
 const clientCommands = (client: CommandClient, watchdog: CommandWatchdog, errors: Errors): RedisCommands =>
-  fromRun("client", (operation, key, args, fallback, parse) =>
+  fromRun((operation, key, args, fallback, parse) =>
     Effect.callback((resume) => {
       const untrack = watchdog.track(() => resume(Exit.fail(errors.timedOut(operation, key))))
-      const sent = client.sendCommand(args as Array<string>)
+      const sent = client.sendCommand(args as Array<string>, withoutClientTimer)
       const replied =
         fallback === undefined
           ? sent
           : sent.catch((error) =>
-              isNoScript(error) ? client.sendCommand(fallback as Array<string>) : Promise.reject(error)
+              isNoScript(error)
+                ? client.sendCommand(fallback as Array<string>, withoutClientTimer)
+                : Promise.reject(error)
             )
       replied.then(
         (reply) => {
@@ -160,7 +169,7 @@ const serviceCommands = (redis: Redis.Redis["Service"], watchdog: CommandWatchdo
       // The service wraps client errors in `RedisError { cause }`: report the client's own error.
       (error) => (error instanceof LeaseError.LeaseError ? error : errors.unavailable(operation, key, error.cause))
     )
-  return fromRun("service", (operation, key, args, fallback, parse) => {
+  return fromRun((operation, key, args, fallback, parse) => {
     const sent = once(operation, key, args)
     const replied =
       fallback === undefined
