@@ -95,12 +95,15 @@ const measure = async (options: ReturnType<typeof parseArgs>): Promise<Run> => {
   const results: Array<ScenarioResult> = []
   try {
     const machine = describeMachine(await admin.version())
-    const inProcess: ReadonlyArray<ScenarioId> = ["seq", "par64", "contend", "renew"]
+    for (const id of ["seq", "par64"] as const) {
+      if (runs(id)) {
+        results.push(await runThroughputScenario(id, chosen, server.url, admin, settings[id], settings.ttlMillis))
+      }
+    }
+    const inProcess: ReadonlyArray<ScenarioId> = ["contend", "renew"]
     if (inProcess.some(runs)) {
       const live = await connectAll(chosen, { url: server.url, ttlMillis: settings.ttlMillis })
       try {
-        if (runs("seq")) results.push(await runThroughputScenario("seq", live, admin, settings.seq))
-        if (runs("par64")) results.push(await runThroughputScenario("par64", live, admin, settings.par64))
         if (runs("contend")) results.push(await runContendScenario(live, admin, settings.contend))
         if (runs("renew")) results.push(await runRenewScenario(live, admin, settings.renew))
       } finally {

@@ -5,6 +5,7 @@
  */
 import type { Metrics } from "./results.ts"
 import type { ContendOptions, WorkerReport } from "./scenarios/contention.ts"
+import type { ThroughputOptions } from "./scenarios/throughput.ts"
 
 /**
  * What a worker measures in `hold-many`: `leases` leases of `ttlMillis`, auto-renewed, held for `holdMs`.
@@ -49,6 +50,7 @@ export interface MemOptions {
 export type ToWorker =
   | { readonly type: "contend-setup"; readonly subject: string; readonly url: string; readonly ttlMillis: number }
   | { readonly type: "contend-go"; readonly options: ContendOptions; readonly counterKey: string }
+  | { readonly type: "throughput-go"; readonly options: ThroughputOptions }
   | { readonly type: "contend-teardown" }
   | { readonly type: "hold-many"; readonly options: HoldManyOptions }
   | { readonly type: "mem"; readonly options: MemOptions }
@@ -66,4 +68,5 @@ export type FromWorker =
   | { readonly type: "contended"; readonly report: WorkerReport }
   | { readonly type: "closed" }
   | { readonly type: "measured"; readonly metrics: Metrics }
+  | { readonly type: "throughput"; readonly metrics: Metrics; readonly lastError?: string | undefined }
   | { readonly type: "failed"; readonly error: string }

@@ -1,5 +1,5 @@
 /**
- * The worker process of `contend-procs`, `hold-many` and `mem` (forked by `workerProcess.ts`): answers the bench's
+ * The worker process of `seq`, `par64`, `contend-procs`, `hold-many` and `mem` (forked by `workerProcess.ts`): answers the bench's
  * requests over IPC. It leaves when asked, when the bench disconnects (the bench died), or after 30 minutes.
  *
  * @since 0.1.0
@@ -10,6 +10,7 @@ import { type Admin, connectAdmin } from "./redis.ts"
 import { type Guard, runWorkers } from "./scenarios/contention.ts"
 import { measureHoldMany } from "./scenarios/holdMany.ts"
 import { measureMem } from "./scenarios/mem.ts"
+import { runThroughput } from "./scenarios/throughput.ts"
 import { specOf } from "./subjects/index.ts"
 import type { Subject } from "./subjects/Subject.ts"
 
@@ -48,6 +49,12 @@ const handle = async (message: ToWorker): Promise<FromWorker | undefined> => {
       if (contender === undefined || withLock === undefined) throw new Error("contend-go before contend-setup")
       const report = await runWorkers(withLock, redisGuard(contender.admin, message.counterKey), message.options)
       return { type: "contended", report }
+    }
+    case "throughput-go": {
+      const acquireRelease = contender?.subject.acquireRelease
+      if (acquireRelease === undefined) throw new Error("throughput-go before contend-setup, or a subject without it")
+      const { metrics, lastError } = await runThroughput(acquireRelease, message.options)
+      return { type: "throughput", metrics, lastError }
     }
     case "contend-teardown":
       await teardown()

@@ -5,11 +5,12 @@
  * @since 0.1.0
  */
 import { bounded, messageOf, now } from "../clock.ts"
-import { type Live, progress } from "../live.ts"
+import { progress } from "../live.ts"
 import type { Admin } from "../redis.ts"
 import { collector, type Metrics, rotate, type ScenarioResult } from "../results.ts"
 import { percentile } from "../stats.ts"
 import type { Spec } from "../subjects/Subject.ts"
+import { spawnWorker, type WorkerProcess } from "../workerProcess.ts"
 
 /**
  * Options of one throughput round.
@@ -84,56 +85,76 @@ export interface ThroughputSettings {
 }
 
 /**
- * Runs `seq` (concurrency 1) or `par64` (concurrency 64): a warm-up per subject, then `rounds` rounds, the subjects
- * interleaved in a rotating order, the server flushed before each round.
+ * Runs `seq` (concurrency 1) or `par64` (concurrency 64): each library in a worker process of its own, for the whole
+ * scenario, so that none runs in the garbage and timers another left behind (node-redis keeps a 5 s timer alive per
+ * command by default: after a fast library, the next one in the same process ran at a third of its speed). A warm-up
+ * per library, then `rounds` rounds, the libraries interleaved in a rotating order (one runs at a time), the server
+ * flushed before each round.
  *
  * @category scenarios
  * @since 0.1.0
  */
 export const runThroughputScenario = async (
   id: "seq" | "par64",
-  live: ReadonlyArray<Live>,
+  specs: ReadonlyArray<Spec>,
+  url: string,
   admin: Admin,
-  settings: ThroughputSettings
+  settings: ThroughputSettings,
+  ttlMillis: number
 ): Promise<ScenarioResult> => {
-  const results = collector(
-    live.map((l) => l.spec),
-    id
-  )
-  const runnable = live.filter((l) => l.spec.unsupported[id] === undefined)
-  for (const l of runnable) if (l.error !== undefined) results.error(l.spec.id, l.error)
-  const ready = runnable.filter((l) => l.subject?.acquireRelease !== undefined)
-  const options = (round: string, durationMs: number, spec: Spec) => ({
+  const results = collector(specs, id)
+  const runnable = specs.filter((spec) => spec.unsupported[id] === undefined)
+  const options = (round: string, durationMs: number, spec: Spec): ThroughputOptions => ({
     concurrency: settings.concurrency,
     durationMs,
     keyPrefix: `bench:${id}:${round}:${spec.id}`,
     maxCycles: settings.maxCycles
   })
-  for (const l of ready) {
-    await runThroughput(l.subject!.acquireRelease!, options("warmup", settings.warmupMs, l.spec)).catch(() => {})
+  const go = async (worker: WorkerProcess, round: string, durationMs: number, spec: Spec) => {
+    const answer = await worker.request(
+      { type: "throughput-go", options: options(round, durationMs, spec) },
+      durationMs + 60_000
+    )
+    if (answer.type !== "throughput") throw new Error(`unexpected answer ${answer.type}`)
+    return answer
   }
-  for (let round = 0; round < settings.rounds; round++) {
-    await admin.flushAll()
-    for (const l of rotate(ready, round)) {
+  const ready: Array<{ readonly spec: Spec; readonly worker: WorkerProcess }> = []
+  try {
+    for (const spec of runnable) {
+      let worker: WorkerProcess | undefined
       try {
-        const { metrics, lastError } = await runThroughput(
-          l.subject!.acquireRelease!,
-          options(String(round), settings.durationMs, l.spec)
-        )
-        results.add(l.spec.id, metrics)
-        if (lastError !== undefined) results.error(l.spec.id, `${metrics.errors} failed cycles: ${lastError}`)
-        progress(`${id} round ${round + 1}/${settings.rounds} ${l.spec.name}: ${Math.round(metrics.cyclesPerSec!)}/s`)
+        worker = await spawnWorker()
+        await worker.request({ type: "contend-setup", subject: spec.id, url, ttlMillis }, 30_000)
+        ready.push({ spec, worker })
+        await go(worker, "warmup", settings.warmupMs, spec).catch(() => {})
       } catch (error) {
-        results.error(l.spec.id, messageOf(error))
+        if (worker !== undefined && !ready.some((r) => r.worker === worker)) await worker.close()
+        results.error(spec.id, messageOf(error))
       }
     }
+    for (let round = 0; round < settings.rounds; round++) {
+      await admin.flushAll()
+      for (const { spec, worker } of rotate(ready, round)) {
+        try {
+          const { metrics, lastError } = await go(worker, String(round), settings.durationMs, spec)
+          results.add(spec.id, metrics)
+          if (lastError !== undefined) results.error(spec.id, `${metrics.errors} failed cycles: ${lastError}`)
+          progress(`${id} round ${round + 1}/${settings.rounds} ${spec.name}: ${Math.round(metrics.cyclesPerSec!)}/s`)
+        } catch (error) {
+          results.error(spec.id, messageOf(error))
+        }
+      }
+    }
+  } finally {
+    await Promise.all(ready.map(({ worker }) => worker.close()))
   }
   const seconds = settings.durationMs / 1000
   return {
     id,
     setup:
       `${settings.concurrency === 1 ? "one worker" : `${settings.concurrency} concurrent workers on one client`}, ` +
-      `acquire+release on a fresh key per cycle, ${settings.rounds} rounds of ${seconds} s per library, interleaved`,
+      `acquire+release on a fresh key per cycle, ${settings.rounds} rounds of ${seconds} s per library, interleaved, ` +
+      "each library in a process of its own",
     rows: results.rows()
   }
 }
