@@ -3,6 +3,7 @@
  *
  *   pnpm bench                    quick mode (under two minutes on 2 cores), prints the tables
  *   pnpm bench -- --full          full mode (BENCH_FULL=1 too): the issue's sizes; writes docs/benchmarks.md + .svg
+ *                                 (only when every scenario and library ran)
  *   --only seq,contend            run only these scenarios
  *   --subjects leasehold,redlock  run only these libraries (the baselines are always kept)
  *   --docs DIR                    write benchmarks.md and benchmarks.svg into DIR (any mode)
@@ -68,7 +69,10 @@ const parseArgs = (argv: ReadonlyArray<string>) => {
     settings: isFull ? full : quick,
     only: only as ReadonlyArray<ScenarioId>,
     subjects,
-    docsDir: value("--docs") ?? (isFull ? repoDocs : undefined),
+    // Only a complete full run rewrites the repository's page by default: a run of some scenarios or some libraries
+    // would replace it with a partial one (use --docs DIR to write one anyway).
+    docsDir:
+      value("--docs") ?? (isFull && list("--only") === undefined && subjects === undefined ? repoDocs : undefined),
     jsonFile: value("--json"),
     fromFile: value("--from")
   }
