@@ -25,7 +25,20 @@
  *
  * @since 0.1.0
  */
-import { Context, Data, Deferred, Duration, Effect, Fiber, Layer, Option, Result, type Schedule, Scope } from "effect"
+import {
+  Context,
+  Data,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Option,
+  Result,
+  type Schedule,
+  Scope
+} from "effect"
 import { millisOf, monotonicMillis } from "./internal/clock.ts"
 import { driftMillis, Handle } from "./internal/handle.ts"
 import * as renewer from "./internal/renewer.ts"
@@ -155,11 +168,14 @@ export class Lease extends Context.Service<
     readonly checkOwnership: (lease: Handle) => Effect.Effect<boolean, LeaseError.LeaseError>
     /** Who holds `key`, for how long, with which fence; advisory. */
     readonly inspect: (key: string) => Effect.Effect<Option.Option<LeaseInfo>, LeaseError.LeaseError>
-    /** Acquires (waiting as `options.wait` says), renews in the background, releases when the scope closes. */
+    /**
+     * Acquires (waiting as `options.wait` says), renews in the background, releases when the scope closes. When the
+     * lease is lost, `options.onLost` runs (default: the fiber that acquired it is interrupted).
+     */
     readonly scoped: (
       key: string,
       ttl: Duration.Input,
-      options?: ScopedOptions & { readonly interruptOnLoss?: boolean | undefined }
+      options?: ScopedOptions & { readonly onLost?: Effect.Effect<void> | undefined }
     ) => Effect.Effect<Active, LeaseError.LeaseError, Scope.Scope>
   }
 >()("leasehold/Lease") {}
@@ -416,7 +432,7 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
     const scoped = Effect.fnUntraced(function* (
       key: string,
       ttl: Duration.Input,
-      options?: ScopedOptions & { readonly interruptOnLoss?: boolean | undefined }
+      options?: ScopedOptions & { readonly onLost?: Effect.Effect<void> | undefined }
     ) {
       const validatedKey = yield* validKey(key)
       const ttlMillis = yield* fromResult(
@@ -435,7 +451,7 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
         (lease) => releaseWhenClosed(scope, lease)
       )
       const lost = yield* Deferred.make<LeaseError.LeaseLost>()
-      const onLost = options?.interruptOnLoss === false ? Effect.void : interruptOf(holder)
+      const onLost = options?.onLost ?? interruptOf(holder)
       // Registered after the release: finalizers run last-in first-out, so renewals stop before the release.
       const renewal = yield* Effect.uninterruptible(
         Effect.tap(renewals.add(lease, intervalMillis, lost, onLost), (renewal) =>
@@ -609,12 +625,41 @@ export const withLease = <A, E, R>(
   options?: ScopedOptions
 ): Effect.Effect<A, E | LeaseError.LeaseError, R | Lease> =>
   Effect.scoped(
-    Effect.flatMap(
-      Lease.use((service) => service.scoped(key, ttl, { ...options, interruptOnLoss: false })),
-      (active) =>
-        Effect.raceFirst(
-          typeof effect === "function" ? effect(active) : effect,
-          Effect.flatMap(active.lost, (lost) => Effect.fail(LeaseError.make(lost)))
-        )
-    )
+    Effect.withFiber((caller) => {
+      // The work runs in a fiber of its own, which a loss interrupts; its end (or the loss) ends the wait below.
+      // One fiber and no race: a hold's setup and teardown are on the path of every hand-off.
+      const work: { fiber: Fiber.Fiber<A, E> | undefined; lost: boolean } = { fiber: undefined, lost: false }
+      const onLost = Effect.sync(() => {
+        work.lost = true
+        work.fiber?.interruptUnsafe()
+      })
+      return Effect.flatMap(
+        Lease.use((service) => service.scoped(key, ttl, { ...options, onLost })),
+        (active) => runUnderLease(caller.context as Context.Context<R>, active, work, effect)
+      )
+    })
   )
+
+/**
+ * Runs the work of `withLease` in a fiber of its own and waits for it. When the lease is lost, the renewer interrupts
+ * that fiber (`work.lost`), and the result is the `LeaseLost` failure once the work's finalizers have run. When the
+ * caller is interrupted, the work is interrupted and waited for, so the lease is released after the work has stopped.
+ */
+const runUnderLease = <A, E, R>(
+  context: Context.Context<R>,
+  active: Active,
+  work: { fiber: Fiber.Fiber<A, E> | undefined; lost: boolean },
+  effect: Effect.Effect<A, E, R> | ((lease: Active) => Effect.Effect<A, E, R>)
+): Effect.Effect<A, E | LeaseError.LeaseError> =>
+  Effect.callback<A, E | LeaseError.LeaseError>((resume) => {
+    const failLost = Effect.flatMap(active.lost, (lost) => Effect.fail(LeaseError.make(lost)))
+    // Lost before the work could start: it never starts.
+    if (work.lost) return resume(failLost)
+    const fiber = Effect.runForkWith(context)(typeof effect === "function" ? effect(active) : effect)
+    work.fiber = fiber
+    fiber.addObserver((exit) => resume(work.lost && Exit.hasInterrupts(exit) ? failLost : exit))
+    return Effect.suspend(() => {
+      fiber.interruptUnsafe()
+      return Effect.asVoid(Fiber.await(fiber))
+    })
+  })
