@@ -4,12 +4,9 @@
  *
  * @since 0.1.0
  */
-import { spawn } from "node:child_process"
-import * as net from "node:net"
-import * as os from "node:os"
+import { RedisTestServer } from "@leasehold/testing"
+import { Effect, Exit, Scope } from "effect"
 import { createClient } from "redis"
-import { bounded } from "./clock.ts"
-import { stop, track } from "./procs.ts"
 
 /**
  * A started redis-server: its URL, its version, and `close` to stop it.
@@ -23,62 +20,23 @@ export interface Server {
   readonly close: () => Promise<void>
 }
 
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const probe = net.createServer()
-    probe.once("error", reject)
-    probe.listen(0, "127.0.0.1", () => {
-      const address = probe.address()
-      probe.close(() => (typeof address === "object" && address !== null ? resolve(address.port) : reject()))
-    })
-  })
-
-const startOnce = async (): Promise<Server> => {
-  const port = await freePort()
-  const child = track(
-    spawn(
-      "redis-server",
-      ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "no"],
-      { cwd: os.tmpdir(), stdio: ["ignore", "pipe", "pipe"] }
-    )
-  )
-  let output = ""
-  const ready = new Promise<void>((resolve, reject) => {
-    const onData = (chunk: Buffer) => {
-      output = (output + chunk.toString("utf8")).slice(-8192)
-      if (output.includes("Ready to accept connections")) resolve()
-    }
-    child.stdout.on("data", onData)
-    child.stderr.on("data", onData)
-    child.once("error", reject)
-    child.once("exit", (code, signal) => reject(new Error(`redis-server exited (${code ?? signal}): ${output}`)))
-  })
-  try {
-    await bounded(ready, 10_000, "redis-server start")
-  } catch (error) {
-    await stop(child)
-    throw error
-  }
-  return { url: `redis://127.0.0.1:${port}`, port, close: () => stop(child) }
-}
-
 /**
- * Starts `redis-server` (from PATH) on a free port of 127.0.0.1 with `--save "" --appendonly no`; retries a few
- * times if the port was taken in between. The process is registered for `killAll`.
+ * Starts `redis-server` (from PATH) on a free port of 127.0.0.1 without persistence, with the test kit's
+ * `RedisTestServer.startServer` (it retries a port taken in between, and kills the server if this process exits).
  *
  * @category constructors
  * @since 0.1.0
  */
 export const startServer = async (): Promise<Server> => {
-  let last: unknown
-  for (let attempt = 0; attempt < 5; attempt++) {
-    try {
-      return await startOnce()
-    } catch (error) {
-      last = error
-    }
+  const scope = Effect.runSync(Scope.make())
+  const close = () => Effect.runPromise(Scope.close(scope, Exit.void))
+  try {
+    const server = await Effect.runPromise(Scope.provide(RedisTestServer.startServer(), scope))
+    return { url: server.url, port: server.port, close }
+  } catch (error) {
+    await close()
+    throw error
   }
-  throw last
 }
 
 const newClient = (url: string) => createClient({ url, disableOfflineQueue: true })

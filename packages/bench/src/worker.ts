@@ -26,14 +26,15 @@ const redisGuard = (admin: Admin, counterKey: string): Guard => ({
   }
 })
 
-let contender: { readonly subject: Subject; readonly admin: Admin } | undefined
+/** The subject this worker runs, and the admin connection `contend-go` needs (opened on first use). */
+let contender: { readonly subject: Subject; readonly url: string; admin: Admin | undefined } | undefined
 
 const teardown = async () => {
   const current = contender
   contender = undefined
   if (current === undefined) return
   await bounded(current.subject.close(), 10_000, "close").catch(() => {})
-  await current.admin.close()
+  await current.admin?.close()
 }
 
 const handle = async (message: ToWorker): Promise<FromWorker | undefined> => {
@@ -41,12 +42,13 @@ const handle = async (message: ToWorker): Promise<FromWorker | undefined> => {
     case "contend-setup": {
       await teardown()
       const subject = await specOf(message.subject).make({ url: message.url, ttlMillis: message.ttlMillis })
-      contender = { subject, admin: await connectAdmin(message.url) }
+      contender = { subject, url: message.url, admin: undefined }
       return { type: "ready" }
     }
     case "contend-go": {
       const withLock = contender?.subject.withLock
       if (contender === undefined || withLock === undefined) throw new Error("contend-go before contend-setup")
+      contender.admin ??= await connectAdmin(contender.url)
       const report = await runWorkers(withLock, redisGuard(contender.admin, message.counterKey), message.options)
       return { type: "contended", report }
     }

@@ -20,7 +20,6 @@ import { Context, Duration, Effect } from "effect"
 import * as Redis from "effect/persistence/Redis"
 import * as FencedResource from "../test/chaos/FencedResource.ts"
 import { between, type LeaseRecord, type Outcome, random, type WorkerConfig } from "../test/chaos/protocol.ts"
-import { connect } from "../test/chaos/support.ts"
 import * as Workers from "../test/chaos/Workers.ts"
 
 /** What to run: how long, which seed, how many processes, workers and keys, which TTL. */
@@ -123,7 +122,7 @@ export const run = (options: Options) =>
     const ttl = options.ttlMillis
     const store = yield* RedisFaults.make
     const resourceServer = yield* RedisTestServer.startServer()
-    const resourceRedis = Context.get(yield* connect(resourceServer.url), Redis.Redis)
+    const resourceRedis = Context.get(yield* RedisTestServer.connectDisposable(resourceServer.url), Redis.Redis)
     const keys = Array.from({ length: options.keys }, (_, index) => `soak:${index}`)
     const ids = Array.from({ length: options.processes }, (_, index) => `p${index}`)
     const proxies = yield* Effect.forEach(ids, () => TcpProxy.make({ host: store.host, port: store.port }))

@@ -251,7 +251,7 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
      * is released in the background, and the caller waits for that release at most `undoGraceMillis`, so an
      * interrupter usually finds nothing locked, and a store that stopped answering delays nobody for long.
      */
-    const undoAcquire = (key: LeaseKey.LeaseKey, token: LeaseToken.LeaseToken) => () =>
+    const undoAcquire = (key: LeaseKey.LeaseKey, token: LeaseToken.LeaseToken) =>
       Effect.forkDetach(Effect.ignore(store.release(key, token))).pipe(
         Effect.flatMap((release) => Effect.timeoutOption(Fiber.await(release), undoGraceMillis))
       )
@@ -276,11 +276,11 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
           Effect.clockWith((clock) => {
             const t0 = millisOf(clock)
             return Effect.matchCauseEffect(restore(store.acquire(key, token.success, ttlMillis, owner.text)), {
-              onFailure: (cause) => Effect.andThen(undoAcquire(key, token.success)(), Effect.failCause(cause)),
+              onFailure: (cause) => Effect.andThen(undoAcquire(key, token.success), Effect.failCause(cause)),
               onSuccess: (reply): Effect.Effect<LeaseAttempt> =>
                 reply._tag === "Held"
                   ? held(key, reply)
-                  : acquiredAt(key, token.success, ttlMillis, owner, reply, t0, onAcquired)
+                  : granted(key, token.success, ttlMillis, owner, reply, t0, onAcquired)
             })
           })
         )
@@ -300,7 +300,8 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
         : Effect.succeed(attempt)
     }
 
-    const acquiredAt = (
+    /** The lease an acquire was granted, told to the observer and handed to `onAcquired`. */
+    const granted = (
       key: LeaseKey.LeaseKey,
       token: LeaseToken.LeaseToken,
       ttlMillis: number,
@@ -393,19 +394,12 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
       )
     })
 
-    /** Final release of an auto-renewed lease: bounded by the store, reported, never failing the scope. */
+    /** Final release of an auto-renewed lease: `release`, and a failure logged instead of failing the scope. */
     const finalRelease = (lease: Handle) =>
-      releaseInStore(lease).pipe(
-        Effect.matchEffect({
-          onSuccess: (wasHeld) => observe(observer.released(infoOf(lease), wasHeld)),
-          onFailure: (error) =>
-            Effect.andThen(
-              observe(observer.releaseFailed(infoOf(lease), error)),
-              Effect.logWarning("leasehold: release failed; the lease will expire at its TTL", error.message).pipe(
-                Effect.annotateLogs({ leaseKey: lease.key, fence: String(lease.fence) })
-              )
-            )
-        })
+      Effect.catch(release(lease), (error) =>
+        Effect.logWarning("leasehold: release failed; the lease will expire at its TTL", error.message).pipe(
+          Effect.annotateLogs({ leaseKey: lease.key, fence: String(lease.fence) })
+        )
       )
 
     // Helpers of `scoped` that stay with a held lease, made outside it: a closure made inside would keep every

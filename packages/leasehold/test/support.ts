@@ -1,4 +1,5 @@
 import { LeaseObserver, TokenSource } from "@leasehold/testing"
+import * as LeaseStoreContract from "@leasehold/testing/LeaseStoreContract"
 import { Effect, Exit, Layer, Option } from "effect"
 import { Lease, LeaseError, LeaseStore } from "leasehold"
 
@@ -62,11 +63,8 @@ export const makeTestLease = (faults: Faults = () => ({})) => {
   return { layer, calls, count }
 }
 
-/** The lease of an `Acquired` attempt; throws on `Held`. */
-export const acquired = (attempt: Lease.LeaseAttempt): Lease.Handle => {
-  if (attempt._tag !== "Acquired") throw new Error(`expected Acquired, got ${attempt._tag}`)
-  return attempt.lease
-}
+/** The lease of an `Acquired` attempt; throws on `Held` (the store contract suite's helper). */
+export const acquired = LeaseStoreContract.helpers.acquired
 
 /** The reason of a `LeaseError`; throws on anything else. */
 export const reasonOf = (error: unknown) => {

@@ -20,7 +20,7 @@ import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as NodeRedis from "@effect/platform-node/NodeRedis"
-import { Context, Data, Effect, Layer, Schedule, Schema, type Scope } from "effect"
+import { Context, Data, Effect, Layer, References, Schedule, Schema, type Scope } from "effect"
 import * as Redis from "effect/persistence/Redis"
 import { awaitExit, hasExited } from "./ChildProcesses.ts"
 
@@ -493,6 +493,27 @@ export const layer: Layer.Layer<
     return NodeRedis.layer({ url: server.url, disableOfflineQueue: true })
   })
 ).pipe(Layer.provideMerge(layerServer))
+
+/**
+ * A client of `url` for tests that break the connection on purpose: it never offline-queues (a command sent while
+ * disconnected fails at once), it is destroyed rather than drained when the scope closes (closing never waits for
+ * replies a fault withholds), and its warnings about connections lost on purpose are not logged. Provides `Redis`
+ * and `NodeRedis`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const connectDisposable = (
+  url: string
+): Effect.Effect<Context.Context<Redis.Redis | NodeRedis.NodeRedis>, Redis.RedisError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const context = yield* Layer.build(NodeRedis.layer({ url, disableOfflineQueue: true })).pipe(
+      Effect.provideService(References.MinimumLogLevel, "Error")
+    )
+    const { client } = Context.get(context, NodeRedis.NodeRedis)
+    yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
+    return context
+  })
 
 /**
  * Sends `FLUSHALL`: removes every key of every database, so tests sharing one server start from an empty one.

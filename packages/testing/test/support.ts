@@ -1,17 +1,7 @@
-import { NodeRedis } from "@effect/platform-node"
-import { Context, Effect, Layer, References } from "effect"
+import { Context, Effect } from "effect"
 import * as Redis from "effect/persistence/Redis"
+import * as RedisTestServer from "../src/RedisTestServer.ts"
 
-/**
- * A client that never offline-queues and is destroyed (not drained) when the scope closes. Its warnings about the
- * connection lost on purpose are not logged.
- */
+/** A disposable client's `Redis` service (see `RedisTestServer.connectDisposable`). */
 export const connect = (url: string) =>
-  Effect.gen(function* () {
-    const context = yield* Layer.build(NodeRedis.layer({ url, disableOfflineQueue: true })).pipe(
-      Effect.provideService(References.MinimumLogLevel, "Error")
-    )
-    const { client } = Context.get(context, NodeRedis.NodeRedis)
-    yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
-    return Context.get(context, Redis.Redis)
-  })
+  Effect.map(RedisTestServer.connectDisposable(url), (context) => Context.get(context, Redis.Redis))

@@ -128,7 +128,8 @@ export const runThroughputScenario = async (
         ready.push({ spec, worker })
         await go(worker, "warmup", settings.warmupMs, spec).catch(() => {})
       } catch (error) {
-        if (worker !== undefined && !ready.some((r) => r.worker === worker)) await worker.close()
+        // Only a failed start or setup lands here (the warm-up's failures are ignored): the worker is not in `ready`.
+        if (worker !== undefined) await worker.close()
         results.error(spec.id, messageOf(error))
       }
     }

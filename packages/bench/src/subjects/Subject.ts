@@ -83,6 +83,36 @@ export interface Spec {
 export const randomToken = (): string => randomBytes(16).toString("hex")
 
 /**
+ * A held lock for libraries that only hold inside a callback (`using()`): the routine reports the hold and waits
+ * until `release` is called; `release` then waits for `using` to finish (and release). `owned` answers from the
+ * routine's own arguments.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const holdInside = <Args extends Array<unknown>>(
+  using: (routine: (...args: Args) => Promise<void>) => Promise<void>,
+  owned: (...args: Args) => Promise<boolean>
+): Promise<Hold> =>
+  new Promise((resolve, reject) => {
+    let letGo = () => {}
+    const released = new Promise<void>((done) => {
+      letGo = done
+    })
+    const run: Promise<void> = using(async (...args) => {
+      resolve({
+        owned: () => owned(...args),
+        release: () => {
+          letGo()
+          return run
+        }
+      })
+      await released
+    })
+    run.catch(reject)
+  })
+
+/**
  * Raised when a single acquire found the key held.
  *
  * @category errors

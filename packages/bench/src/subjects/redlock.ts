@@ -7,7 +7,7 @@
  */
 import { Redis } from "ioredis"
 import Redlock from "redlock"
-import type { Hold, Subject, SubjectOptions } from "./Subject.ts"
+import { holdInside, type Subject, type SubjectOptions } from "./Subject.ts"
 
 const connect = async (url: string) => {
   const client = new Redis(url, { lazyConnect: true })
@@ -54,24 +54,12 @@ export const makeAcquireRelease = async ({ url, ttlMillis }: SubjectOptions): Pr
  */
 export const makeUsing = async ({ url, ttlMillis }: SubjectOptions): Promise<Subject> => {
   const { client, redlock, close } = await connect(url)
+  // redlock 5's routine gets only the abort signal: ownership is checked by the key's existence.
   const hold = (key: string, holdTtlMillis: number) =>
-    new Promise<Hold>((resolve, reject) => {
-      let letGo = () => {}
-      const released = new Promise<void>((done) => {
-        letGo = done
-      })
-      const run: Promise<void> = redlock.using([key], holdTtlMillis, async (signal) => {
-        resolve({
-          owned: async () => !signal.aborted && (await client.exists(key)) === 1,
-          release: () => {
-            letGo()
-            return run
-          }
-        })
-        await released
-      })
-      run.catch(reject)
-    })
+    holdInside(
+      (routine: (signal: AbortSignal) => Promise<void>) => redlock.using([key], holdTtlMillis, routine),
+      async (signal) => !signal.aborted && (await client.exists(key)) === 1
+    )
   return {
     acquireRelease: (key) => redlock.using([key], ttlMillis, async () => {}),
     withLock: (key, work) => redlock.using([key], ttlMillis, () => work()),

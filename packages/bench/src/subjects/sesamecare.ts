@@ -7,7 +7,7 @@
  */
 import { Redlock } from "@sesamecare-oss/redlock"
 import { Redis } from "ioredis"
-import type { Hold, Subject, SubjectOptions } from "./Subject.ts"
+import { holdInside, type Subject, type SubjectOptions } from "./Subject.ts"
 
 /**
  * Connects the fork.
@@ -22,23 +22,11 @@ export const make = async ({ url, ttlMillis }: SubjectOptions): Promise<Subject>
   const redlock = new Redlock([client])
   redlock.on("error", () => {})
   const hold = (key: string, holdTtlMillis: number) =>
-    new Promise<Hold>((resolve, reject) => {
-      let letGo = () => {}
-      const released = new Promise<void>((done) => {
-        letGo = done
-      })
-      const run: Promise<void> = redlock.using([key], holdTtlMillis, async (signal, context) => {
-        resolve({
-          owned: async () => !signal.aborted && (await client.get(key)) === context.lock.value,
-          release: () => {
-            letGo()
-            return run
-          }
-        })
-        await released
-      })
-      run.catch(reject)
-    })
+    holdInside(
+      (routine: (signal: AbortSignal, context: { lock: { value: string } }) => Promise<void>) =>
+        redlock.using([key], holdTtlMillis, routine),
+      async (signal, context) => !signal.aborted && (await client.get(key)) === context.lock.value
+    )
   return {
     acquireRelease: async (key) => {
       const lock = await redlock.acquire([key], ttlMillis)

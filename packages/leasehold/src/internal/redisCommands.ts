@@ -1,6 +1,7 @@
-import { Cause, Context, Duration, Effect, Exit } from "effect"
+import { Context, Duration, Effect, Exit } from "effect"
 import type * as Redis from "effect/persistence/Redis"
 import * as LeaseError from "../LeaseError.ts"
+import { type CommandErrors, commandErrors } from "./boundedCommand.ts"
 import { type CommandWatchdog, make as makeWatchdog } from "./commandWatchdog.ts"
 
 /**
@@ -77,7 +78,7 @@ const isCommandClient = (client: unknown): client is CommandClient =>
  */
 export const make = Effect.fnUntraced(function* (redis: Redis.Redis["Service"], timeout: Duration.Duration) {
   const watchdog = makeWatchdog(Duration.toMillis(timeout))
-  const errors = errorsOf(timeout)
+  const errors = commandErrors(timeout)
   const overService = serviceCommands(redis, watchdog, errors)
   const nodeRedis = yield* Effect.serviceOption(NodeRedisClient)
   if (nodeRedis._tag === "None" || !isCommandClient(nodeRedis.value.client)) return overService
@@ -86,56 +87,31 @@ export const make = Effect.fnUntraced(function* (redis: Redis.Redis["Service"], 
 })
 
 /**
- * Sends `args`; if Redis answers `NOSCRIPT` and there is a `fallback`, sends that instead; reads the reply with
- * `parse`. All of it within one command timeout.
+ * Sends `args`; if Redis answers `NOSCRIPT` and there is a `fallback`, sends the command it makes instead (made only
+ * then: it carries the whole script); reads the reply with `parse`. All of it within one command timeout.
  */
 type Run = <A>(
   operation: string,
   key: string,
   args: ReadonlyArray<string>,
-  fallback: ReadonlyArray<string> | undefined,
+  fallback: (() => ReadonlyArray<string>) | undefined,
   parse: (reply: unknown) => A | undefined
 ) => Effect.Effect<A, LeaseError.LeaseError>
 
 const fromRun = (run: Run): RedisCommands => ({
   send: (operation, key, args, parse) => run(operation, key, args, undefined, parse),
   evalScript: (operation, key, script, keys, args, parse) => {
-    const tail = [String(keys.length), ...keys, ...args]
-    return run(operation, key, ["EVALSHA", script.sha1, ...tail], ["EVAL", script.lua, ...tail], parse)
+    const evalSha = ["EVALSHA", script.sha1, String(keys.length), ...keys, ...args]
+    return run(operation, key, evalSha, () => ["EVAL", script.lua, ...evalSha.slice(2)], parse)
   }
 })
-
-/** The failures of a command, as `StoreUnavailable` for its operation and key. */
-const errorsOf = (timeout: Duration.Duration) => {
-  const unavailable = (operation: string, key: string, cause: unknown) =>
-    LeaseError.make(new LeaseError.StoreUnavailable({ operation, key, cause }))
-  const noReply = `no reply from Redis within ${Duration.format(timeout)}`
-  return {
-    unavailable,
-    timedOut: (operation: string, key: string) => unavailable(operation, key, new Cause.TimeoutError(noReply)),
-    /** The parsed reply, or `StoreUnavailable` for a reply of an unexpected shape. */
-    parsed: <A>(
-      operation: string,
-      key: string,
-      parse: (reply: unknown) => A | undefined,
-      reply: unknown
-    ): Exit.Exit<A, LeaseError.LeaseError> => {
-      const value = parse(reply)
-      return value === undefined
-        ? Exit.fail(unavailable(operation, key, new Error(`unexpected reply from Redis: ${JSON.stringify(reply)}`)))
-        : Exit.succeed(value)
-    }
-  }
-}
-
-type Errors = ReturnType<typeof errorsOf>
 
 const isNoScript = (error: unknown): boolean => String(error).includes("NOSCRIPT")
 
 /**
  * Over the node-redis client: one `Effect.callback` per command, which the watchdog can end; no fiber of its own.
  */
-const clientCommands = (client: CommandClient, watchdog: CommandWatchdog, errors: Errors): RedisCommands =>
+const clientCommands = (client: CommandClient, watchdog: CommandWatchdog, errors: CommandErrors): RedisCommands =>
   fromRun((operation, key, args, fallback, parse) =>
     Effect.callback((resume) => {
       const untrack = watchdog.track(() => resume(Exit.fail(errors.timedOut(operation, key))))
@@ -145,7 +121,7 @@ const clientCommands = (client: CommandClient, watchdog: CommandWatchdog, errors
           ? sent
           : sent.catch((error) =>
               isNoScript(error)
-                ? client.sendCommand(fallback as Array<string>, withoutClientTimer)
+                ? client.sendCommand(fallback() as Array<string>, withoutClientTimer)
                 : Promise.reject(error)
             )
       replied.then(
@@ -162,7 +138,11 @@ const clientCommands = (client: CommandClient, watchdog: CommandWatchdog, errors
   )
 
 /** Over the generic `Redis` service: each command runs in a fiber the watchdog can interrupt. */
-const serviceCommands = (redis: Redis.Redis["Service"], watchdog: CommandWatchdog, errors: Errors): RedisCommands => {
+const serviceCommands = (
+  redis: Redis.Redis["Service"],
+  watchdog: CommandWatchdog,
+  errors: CommandErrors
+): RedisCommands => {
   const once = (operation: string, key: string, args: ReadonlyArray<string>) =>
     Effect.mapError(
       watchdog.bound(redis.send(args[0]!, ...args.slice(1)), () => errors.timedOut(operation, key)),
@@ -177,7 +157,7 @@ const serviceCommands = (redis: Redis.Redis["Service"], watchdog: CommandWatchdo
         : Effect.catchIf(
             sent,
             (error) => error.reason._tag === "StoreUnavailable" && isNoScript(error.reason.cause),
-            () => once(operation, key, fallback)
+            () => once(operation, key, fallback())
           )
     return Effect.flatMap(replied, (reply) => errors.parsed(operation, key, parse, reply))
   })

@@ -1,22 +1,7 @@
-import { NodeRedis } from "@effect/platform-node"
-import { LeaseObserver } from "@leasehold/testing"
+import { LeaseObserver, RedisTestServer } from "@leasehold/testing"
 import { Context, Effect, Exit, Layer, Option, References } from "effect"
 import * as Redis from "effect/persistence/Redis"
 import { Lease, LeaseError, LeaseStore } from "leasehold"
-
-/**
- * A Redis client that never offline-queues and is destroyed (not drained) when the scope closes, so that closing
- * it never waits for replies a fault withholds. Its warnings about connections lost on purpose are not logged.
- */
-export const connect = (url: string) =>
-  Effect.gen(function* () {
-    const context = yield* Layer.build(NodeRedis.layer({ url, disableOfflineQueue: true })).pipe(
-      Effect.provideService(References.MinimumLogLevel, "Error")
-    )
-    const { client } = Context.get(context, NodeRedis.NodeRedis)
-    yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
-    return context
-  })
 
 /** One process's view of leasehold: its own client, Redis store, `Lease` service and recording observer. */
 export interface LeaseClient {
@@ -29,7 +14,7 @@ export interface LeaseClient {
 /** A `LeaseClient` over `url` (the server, or a proxy in front of it), for the life of the scope. */
 export const leaseClient = (url: string, options?: LeaseStore.RedisOptions) =>
   Effect.gen(function* () {
-    const client = yield* connect(url)
+    const client = yield* RedisTestServer.connectDisposable(url)
     const context = yield* Layer.build(
       Layer.fresh(Lease.layer).pipe(
         Layer.provideMerge(Layer.fresh(LeaseObserver.layerRecording)),

@@ -8,6 +8,7 @@
  * stuck well past its deadline.
  */
 import * as readline from "node:readline"
+import { RedisTestServer } from "@leasehold/testing"
 import { Cause, Context, Duration, Effect, Exit, Layer, Option, References } from "effect"
 import * as Redis from "effect/persistence/Redis"
 import { Lease, LeaseError, LeaseStore } from "leasehold"
@@ -22,7 +23,6 @@ import {
   type WorkerConfig,
   type WorkerLine
 } from "./protocol.ts"
-import { connect } from "./support.ts"
 
 const config = JSON.parse(process.argv[2] ?? "{}") as WorkerConfig
 
@@ -55,8 +55,8 @@ const outcomeOf = (exit: Exit.Exit<unknown, LeaseError.LeaseError | Redis.RedisE
 }
 
 const program = Effect.gen(function* () {
-  const leaseClient = yield* connect(config.leaseUrl)
-  const resourceClient = yield* connect(config.resourceUrl)
+  const leaseClient = yield* RedisTestServer.connectDisposable(config.leaseUrl)
+  const resourceClient = yield* RedisTestServer.connectDisposable(config.resourceUrl)
   const leaseContext = yield* Layer.build(
     Lease.layer.pipe(
       Layer.provide(LeaseStore.layerRedis({ commandTimeout: Duration.millis(config.commandTimeoutMillis) })),
