@@ -6,9 +6,10 @@
  */
 import { type ChildProcess, fork } from "node:child_process"
 import { fileURLToPath } from "node:url"
-import { bounded } from "./clock.ts"
+import { bounded, messageOf } from "./clock.ts"
 import { stop, track } from "./procs.ts"
 import type { FromWorker, ToWorker } from "./protocol.ts"
+import type { Metrics } from "./results.ts"
 
 const workerPath = fileURLToPath(new URL("./worker.ts", import.meta.url))
 
@@ -70,5 +71,31 @@ export const spawnWorker = async (): Promise<WorkerProcess> => {
       if (child.connected) child.send({ type: "exit" } satisfies ToWorker)
       await stop(child, 5_000)
     }
+  }
+}
+
+/**
+ * One measurement in a fresh worker process: starts it, sends `message`, expects `measured` metrics within
+ * `timeoutMs`, and stops it whatever happens. A failure is handed to `onError`, and the result is then `undefined`.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const measureInFreshWorker = async (
+  message: ToWorker,
+  timeoutMs: number,
+  onError: (message: string) => void
+): Promise<Metrics | undefined> => {
+  let worker: WorkerProcess | undefined
+  try {
+    worker = await spawnWorker()
+    const answer = await worker.request(message, timeoutMs)
+    if (answer.type !== "measured") throw new Error(`unexpected answer ${answer.type}`)
+    return answer.metrics
+  } catch (error) {
+    onError(messageOf(error))
+    return undefined
+  } finally {
+    await worker?.close()
   }
 }

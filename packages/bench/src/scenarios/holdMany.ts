@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { bounded, messageOf, now, sleep } from "../clock.ts"
+import { bounded, now, sleep } from "../clock.ts"
 import { progress } from "../live.ts"
 import { collectGarbage, inPool } from "../pool.ts"
 import type { HoldManyOptions } from "../protocol.ts"
@@ -12,7 +12,7 @@ import { type Admin, connectAdmin, scriptCalls } from "../redis.ts"
 import { collector, type Metrics, rotate, type ScenarioResult } from "../results.ts"
 import { specOf } from "../subjects/index.ts"
 import type { Hold, Spec } from "../subjects/Subject.ts"
-import { spawnWorker } from "../workerProcess.ts"
+import { measureInFreshWorker } from "../workerProcess.ts"
 
 const MB = 1024 * 1024
 
@@ -118,27 +118,18 @@ export const runHoldManyScenario = async (
   for (let round = 0; round < settings.rounds; round++) {
     for (const spec of rotate(runnable, round)) {
       await admin.flushAll()
-      const worker = await spawnWorker().catch((error) => {
-        results.error(spec.id, messageOf(error))
-        return undefined
-      })
-      if (worker === undefined) continue
-      try {
-        const options: HoldManyOptions = { ...settings, subject: spec.id, url }
-        const budget = settings.holdMs + settings.leases * 10 + 60_000
-        const answer = await worker.request({ type: "hold-many", options }, budget)
-        if (answer.type !== "measured") throw new Error(`unexpected answer ${answer.type}`)
-        results.add(spec.id, answer.metrics)
-        const m = answer.metrics
-        progress(
-          `hold-many round ${round + 1}/${settings.rounds} ${spec.name}: ${m.lost} lost, ` +
-            `${m.cpuSeconds!.toFixed(2)} CPU s, ${Math.round(m.rssPerLease!)} B RSS per lease`
-        )
-      } catch (error) {
-        results.error(spec.id, messageOf(error))
-      } finally {
-        await worker.close()
-      }
+      const options: HoldManyOptions = { ...settings, subject: spec.id, url }
+      const m = await measureInFreshWorker(
+        { type: "hold-many", options },
+        settings.holdMs + settings.leases * 10 + 60_000,
+        (error) => results.error(spec.id, error)
+      )
+      if (m === undefined) continue
+      results.add(spec.id, m)
+      progress(
+        `hold-many round ${round + 1}/${settings.rounds} ${spec.name}: ${m.lost} lost, ` +
+          `${m.cpuSeconds!.toFixed(2)} CPU s, ${Math.round(m.rssPerLease!)} B RSS per lease`
+      )
     }
   }
   return {

@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { bounded, messageOf, now } from "../clock.ts"
+import { bounded, now } from "../clock.ts"
 import { progress } from "../live.ts"
 import { collectGarbage, inPool } from "../pool.ts"
 import type { MemOptions } from "../protocol.ts"
@@ -12,7 +12,7 @@ import type { Admin } from "../redis.ts"
 import { collector, type Metrics, type ScenarioResult } from "../results.ts"
 import { specOf } from "../subjects/index.ts"
 import type { Spec } from "../subjects/Subject.ts"
-import { spawnWorker } from "../workerProcess.ts"
+import { measureInFreshWorker } from "../workerProcess.ts"
 
 const MB = 1024 * 1024
 
@@ -100,27 +100,17 @@ export const runMemScenario = async (
   const results = collector(chosen, "mem")
   for (const spec of chosen.filter((s) => s.unsupported.mem === undefined)) {
     await admin.flushAll()
-    const worker = await spawnWorker().catch((error) => {
-      results.error(spec.id, messageOf(error))
-      return undefined
-    })
-    if (worker === undefined) continue
-    try {
-      const options: MemOptions = { ...settings, subject: spec.id, url }
-      const answer = await worker.request({ type: "mem", options }, settings.cycles * 2 + 60_000)
-      if (answer.type !== "measured") throw new Error(`unexpected answer ${answer.type}`)
-      results.add(spec.id, answer.metrics)
-      const m = answer.metrics
-      progress(
-        `mem ${spec.name}: heap ${m.heapBeforeMB!.toFixed(1)} -> ${m.heapMiddleMB!.toFixed(1)} -> ` +
-          `${m.heapAfterMB!.toFixed(1)} MB, ` +
-          `timers ${m.timersBefore} -> ${m.timersAfter}`
-      )
-    } catch (error) {
-      results.error(spec.id, messageOf(error))
-    } finally {
-      await worker.close()
-    }
+    const options: MemOptions = { ...settings, subject: spec.id, url }
+    const m = await measureInFreshWorker({ type: "mem", options }, settings.cycles * 2 + 60_000, (error) =>
+      results.error(spec.id, error)
+    )
+    if (m === undefined) continue
+    results.add(spec.id, m)
+    progress(
+      `mem ${spec.name}: heap ${m.heapBeforeMB!.toFixed(1)} -> ${m.heapMiddleMB!.toFixed(1)} -> ` +
+        `${m.heapAfterMB!.toFixed(1)} MB, ` +
+        `timers ${m.timersBefore} -> ${m.timersAfter}`
+    )
   }
   return {
     id: "mem",

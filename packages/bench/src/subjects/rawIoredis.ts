@@ -4,8 +4,9 @@
  *
  * @since 0.1.0
  */
-import { Redis } from "ioredis"
+
 import { sleep } from "../clock.ts"
+import { connectIoredis } from "./ioredis.ts"
 import { releaseLua, retryMillis } from "./rawNodeRedis.ts"
 import { NotAcquired, randomToken, type Subject, type SubjectOptions } from "./Subject.ts"
 
@@ -16,9 +17,7 @@ import { NotAcquired, randomToken, type Subject, type SubjectOptions } from "./S
  * @since 0.1.0
  */
 export const make = async ({ url, ttlMillis }: SubjectOptions): Promise<Subject> => {
-  const client = new Redis(url, { lazyConnect: true })
-  client.on("error", () => {})
-  await client.connect()
+  const { client, close } = await connectIoredis(url)
   const releaseSha = String(await client.script("LOAD", releaseLua))
   const tryAcquire = async (key: string, token: string) =>
     (await client.set(key, token, "PX", ttlMillis, "NX")) === "OK"
@@ -38,8 +37,6 @@ export const make = async ({ url, ttlMillis }: SubjectOptions): Promise<Subject>
         await release(key, token)
       }
     },
-    close: async () => {
-      await client.quit().catch(() => client.disconnect())
-    }
+    close
   }
 }

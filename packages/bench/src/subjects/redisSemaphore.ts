@@ -5,8 +5,9 @@
  *
  * @since 0.1.0
  */
-import { Redis } from "ioredis"
+
 import { Mutex } from "redis-semaphore"
+import { connectIoredis } from "./ioredis.ts"
 import type { Hold, Subject } from "./Subject.ts"
 
 /**
@@ -16,9 +17,7 @@ import type { Hold, Subject } from "./Subject.ts"
  * @since 0.1.0
  */
 export const make = async ({ url }: { readonly url: string }): Promise<Subject> => {
-  const client = new Redis(url, { lazyConnect: true })
-  client.on("error", () => {})
-  await client.connect()
+  const { client, close } = await connectIoredis(url)
   const hold = async (key: string, ttlMillis: number): Promise<Hold> => {
     let lost = false
     const mutex = new Mutex(client, key, {
@@ -49,8 +48,6 @@ export const make = async ({ url }: { readonly url: string }): Promise<Subject> 
       }
     },
     hold,
-    close: async () => {
-      await client.quit().catch(() => client.disconnect())
-    }
+    close
   }
 }

@@ -5,19 +5,15 @@
  *
  * @since 0.1.0
  */
-import { Redis } from "ioredis"
+
 import Redlock from "redlock"
+import { connectIoredis } from "./ioredis.ts"
 import { holdInside, type Subject, type SubjectOptions } from "./Subject.ts"
 
 const connect = async (url: string) => {
-  const client = new Redis(url, { lazyConnect: true })
-  client.on("error", () => {})
-  await client.connect()
+  const { client, close } = await connectIoredis(url)
   const redlock = new Redlock([client])
   redlock.on("error", () => {})
-  const close = async () => {
-    await client.quit().catch(() => client.disconnect())
-  }
   return { client, redlock, close }
 }
 

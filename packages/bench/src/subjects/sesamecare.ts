@@ -6,7 +6,7 @@
  * @since 0.1.0
  */
 import { Redlock } from "@sesamecare-oss/redlock"
-import { Redis } from "ioredis"
+import { connectIoredis } from "./ioredis.ts"
 import { holdInside, type Subject, type SubjectOptions } from "./Subject.ts"
 
 /**
@@ -16,9 +16,7 @@ import { holdInside, type Subject, type SubjectOptions } from "./Subject.ts"
  * @since 0.1.0
  */
 export const make = async ({ url, ttlMillis }: SubjectOptions): Promise<Subject> => {
-  const client = new Redis(url, { lazyConnect: true })
-  client.on("error", () => {})
-  await client.connect()
+  const { client, close } = await connectIoredis(url)
   const redlock = new Redlock([client])
   redlock.on("error", () => {})
   const hold = (key: string, holdTtlMillis: number) =>
@@ -34,8 +32,6 @@ export const make = async ({ url, ttlMillis }: SubjectOptions): Promise<Subject>
     },
     withLock: (key, work) => redlock.using([key], ttlMillis, () => work()),
     hold,
-    close: async () => {
-      await client.quit().catch(() => client.disconnect())
-    }
+    close
   }
 }
