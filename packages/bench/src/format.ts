@@ -45,3 +45,11 @@ export const formatValue = (value: number | undefined, format: Format): string =
       return value.toFixed(3)
   }
 }
+
+/**
+ * `n` and the word, plural unless `n` is 1: `plural(3, "round")` is "3 rounds".
+ *
+ * @category formatting
+ * @since 0.1.0
+ */
+export const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "s"}`

@@ -5,6 +5,8 @@
  *
  * @since 0.1.0
  */
+
+import { plural } from "./format.ts"
 import type { Machine } from "./machine.ts"
 import type { ScenarioResult } from "./results.ts"
 import type { Settings } from "./settings.ts"
@@ -77,7 +79,6 @@ export const renderReport = (
 
 const method = (settings: Settings) => {
   const { seq, par64, contend, contendProcs, renew, holdMany, mem } = settings
-  const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`
   return [
     '- One `redis-server` started by the bench on a free loopback port (`--save "" --appendonly no`), shared by every library; the server is flushed between rounds. Every library runs through its public API with its default settings; only the TTL is chosen by the bench (10 s where no renewal is involved).',
     "- leasehold: `Lease.acquire`/`Lease.release` for cycles, `Lease.withLease` for contention, `Lease.scoped` for held leases, over `LeaseStore.layerRedis()` and `NodeRedis.layer({ url, disableOfflineQueue: true })`, each call run by `ManagedRuntime.runPromise`, as a Promise-based caller would (the bridge costs about a tenth of a `seq` cycle).",

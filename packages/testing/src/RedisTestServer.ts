@@ -179,13 +179,23 @@ interface ServerProcess {
 const describeExit = (child: ChildProcess): string =>
   child.signalCode !== null ? `was killed by ${child.signalCode}` : `exited with code ${child.exitCode}`
 
+/** The arguments of every server this kit starts: `port` on 127.0.0.1 only, no persistence. */
+const serverArgs = (port: number) => [
+  "--port",
+  String(port),
+  "--bind",
+  "127.0.0.1",
+  "--save",
+  "",
+  "--appendonly",
+  "no",
+  "--protected-mode",
+  "no"
+]
+
 /** Spawns `redis-server` on `port`, capturing its output and killing it if the Node process exits. */
 const spawnServer = (binary: string, port: number) => {
-  const child = spawn(
-    binary,
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "no"],
-    { cwd: os.tmpdir(), stdio: ["ignore", "pipe", "pipe"] }
-  )
+  const child = spawn(binary, serverArgs(port), { cwd: os.tmpdir(), stdio: ["ignore", "pipe", "pipe"] })
   let output = ""
   let spawnError: Error | undefined
   const capture = (chunk: string) => {
@@ -409,13 +419,12 @@ const container: Effect.Effect<RedisTestServer["Service"], RedisTestServerError,
     const tc = yield* Effect.tryPromise({ try: () => import("testcontainers"), catch: notFound })
     yield* Effect.tryPromise({ try: () => tc.getContainerRuntimeClient(), catch: notFound })
     const port = yield* freePort
-    const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     yield* Effect.acquireRelease(
       Effect.tryPromise({
         try: () =>
           new tc.GenericContainer("redis:7")
             .withNetworkMode("host")
-            .withCommand(["redis-server", ...args, "--protected-mode", "no"])
+            .withCommand(["redis-server", ...serverArgs(port)])
             .withWaitStrategy(tc.Wait.forLogMessage(READY_LINE))
             .start(),
         catch: (cause) => new RedisTestServerError({ message: "Could not start a redis:7 container", cause })

@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import { messageOf, now } from "../clock.ts"
+import { plural } from "../format.ts"
 import { progress } from "../live.ts"
 import type { Admin } from "../redis.ts"
 import { collector, rotate, type ScenarioResult } from "../results.ts"
@@ -117,7 +118,7 @@ export const runContendProcsScenario = async (
     setup:
       `${settings.processes} processes × ${settings.workersPerProcess} workers, one client per process, one key, ` +
       `${settings.holdMs} ms of work per hold plus the INCR/DECR of the overlap counter, ` +
-      `${settings.rounds} round${settings.rounds === 1 ? "" : "s"} of ${settings.durationMs / 1000} s per library`,
+      `${plural(settings.rounds, "round")} of ${settings.durationMs / 1000} s per library`,
     rows: results.rows()
   }
 }

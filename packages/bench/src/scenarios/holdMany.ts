@@ -5,6 +5,7 @@
  * @since 0.1.0
  */
 import { bounded, now, sleep } from "../clock.ts"
+import { plural } from "../format.ts"
 import { progress } from "../live.ts"
 import { collectGarbage, inPool } from "../pool.ts"
 import type { HoldManyOptions } from "../protocol.ts"
@@ -137,7 +138,7 @@ export const runHoldManyScenario = async (
     setup:
       `${settings.leases.toLocaleString("en-US")} leases with TTL ${settings.ttlMillis / 1000} s held at once with ` +
       `automatic renewal for ${settings.holdMs / 1000} s, each library in a fresh process (--expose-gc), ` +
-      `${settings.rounds} round${settings.rounds === 1 ? "" : "s"}`,
+      `${plural(settings.rounds, "round")}`,
     rows: results.rows()
   }
 }

@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import { bounded, messageOf, now, sleep } from "../clock.ts"
+import { plural } from "../format.ts"
 import { type Live, progress } from "../live.ts"
 import { type Admin, scriptCalls } from "../redis.ts"
 import { collector, rotate, type ScenarioResult } from "../results.ts"
@@ -70,7 +71,7 @@ export const runRenewScenario = async (
     setup:
       `one lease, TTL ${settings.ttlMillis} ms, held for ${settings.holdMs / 1000} s (and half a TTL/3) with automatic ` +
       `renewal, ` +
-      `${settings.rounds} round${settings.rounds === 1 ? "" : "s"}; renew commands are the script calls ` +
+      `${plural(settings.rounds, "round")}; renew commands are the script calls ` +
       `(EVAL/EVALSHA) counted by the server from just after the acquire`,
     rows: results.rows()
   }
