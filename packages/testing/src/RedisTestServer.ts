@@ -7,7 +7,10 @@
  * 1. `REDIS_URL`, when set: an existing server, nothing is started (`kind: "external"`).
  * 2. `redis-server` on `PATH`: a private, throw-away server on a free port of 127.0.0.1, without persistence,
  *    killed when the layer scope closes or the Node process exits (`kind: "spawned"`).
- * 3. A `redis:7` container through testcontainers, only when a container runtime answers (`kind: "container"`).
+ * 3. A container through testcontainers (image `LEASEHOLD_REDIS_IMAGE`, else `redis:7`), only when testcontainers
+ *    is installed and a container runtime answers (`kind: "container"`).
+ *
+ * `layerContainer` asks for the container path explicitly, whatever `REDIS_URL` and `PATH` hold.
  *
  * `startServer` starts a private server from `PATH` regardless, optionally on a given port: for tests that signal,
  * kill or restart the process (`RedisFaults` builds on it).
@@ -20,7 +23,7 @@ import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as NodeRedis from "@effect/platform-node/NodeRedis"
-import { Context, Data, Effect, Layer, References, Schedule, Schema, type Scope } from "effect"
+import { Context, Data, Duration, Effect, Layer, References, Schedule, Schema, type Scope } from "effect"
 import * as Redis from "effect/persistence/Redis"
 import { awaitExit, hasExited } from "./ChildProcesses.ts"
 
@@ -33,6 +36,7 @@ import { awaitExit, hasExited } from "./ChildProcesses.ts"
  *   do not log it.
  * - `host` and `port`: where the server listens (`127.0.0.1` for spawned servers).
  * - `pid`: the process id of a spawned `redis-server`, `undefined` otherwise.
+ * - `containerId`: the id of the container `redis-server` runs in, `undefined` otherwise.
  * - `kind`: `"external"` (from `REDIS_URL`), `"spawned"` (a child process) or `"container"` (testcontainers).
  *
  * **Example** (Reading the server address in a test)
@@ -57,6 +61,7 @@ export class RedisTestServer extends Context.Service<
     readonly host: string
     readonly port: number
     readonly pid: number | undefined
+    readonly containerId: string | undefined
     readonly kind: "spawned" | "external" | "container"
   }
 >()("@leasehold/testing/RedisTestServer") {}
@@ -121,6 +126,7 @@ const fromUrl = (url: string): Effect.Effect<RedisTestServer["Service"], RedisTe
       host: parsed.hostname,
       port: parsed.port === "" ? 6379 : Number(parsed.port),
       pid: undefined,
+      containerId: undefined,
       kind: "external"
     })
   )
@@ -336,7 +342,14 @@ const startOnPort = (binary: string, port: number) =>
 const spawned = (binary: string): Effect.Effect<RedisTestServer["Service"], RedisTestServerError, Scope.Scope> =>
   startOnFreePort(binary).pipe(
     Effect.map(({ child, port }) =>
-      RedisTestServer.of({ url: `redis://127.0.0.1:${port}`, host: "127.0.0.1", port, pid: child.pid, kind: "spawned" })
+      RedisTestServer.of({
+        url: `redis://127.0.0.1:${port}`,
+        host: "127.0.0.1",
+        port,
+        pid: child.pid,
+        containerId: undefined,
+        kind: "spawned"
+      })
     )
   )
 
@@ -412,38 +425,168 @@ export const startServer = (options?: {
 // (c) testcontainers
 // ---------------------------------------------------------------------------
 
-/** `redis:7` with host networking, bound to 127.0.0.1 on a free port; testcontainers is only loaded here. */
-const container: Effect.Effect<RedisTestServer["Service"], RedisTestServerError, Scope.Scope> = Effect.gen(
-  function* () {
-    const notFound = (cause: unknown) => new RedisTestServerError({ message: NOT_FOUND_MESSAGE, cause })
-    const tc = yield* Effect.tryPromise({ try: () => import("testcontainers"), catch: notFound })
-    yield* Effect.tryPromise({ try: () => tc.getContainerRuntimeClient(), catch: notFound })
+/**
+ * Options of the container path: {@link layerContainer}, and {@link layerServer} when it falls back to a container.
+ *
+ * **Details**
+ *
+ * - `image`: the image to run; it must have `redis-server` on its `PATH`. Default: the `LEASEHOLD_REDIS_IMAGE`
+ *   environment variable when set, else `redis:7`. Where no registry is reachable, import one built from the
+ *   machine's own `redis-server` (the repository's `scripts/docker-redis.sh` makes `leasehold/redis-test:local`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ContainerOptions {
+  readonly image?: string | undefined
+}
+
+/** The image when neither the option nor `LEASEHOLD_REDIS_IMAGE` names one. */
+const DEFAULT_IMAGE = "redis:7"
+/** How long a container may take to start, image pull included; its ready line has `READY_TIMEOUT` of it. */
+const CONTAINER_START_TIMEOUT = "60 seconds"
+/** How long stopping and removing the container may take when the layer closes. */
+const CONTAINER_STOP_TIMEOUT = "30 seconds"
+const NO_REGISTRY_HINT =
+  "Where no registry is reachable, import an image locally (the leasehold repository's scripts/docker-redis.sh " +
+  "does), name it with the image option or LEASEHOLD_REDIS_IMAGE, and set TESTCONTAINERS_RYUK_DISABLED=true"
+
+const imageOf = (options: ContainerOptions | undefined): string =>
+  options?.image ?? (process.env.LEASEHOLD_REDIS_IMAGE || DEFAULT_IMAGE)
+
+const messageOf = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
+
+/** What to say when testcontainers or a container runtime is missing: asked for explicitly, or as the last resort. */
+interface MissingRuntime {
+  readonly noPackage: (cause: unknown) => RedisTestServerError
+  readonly noRuntime: (cause: unknown) => RedisTestServerError
+}
+
+const lastResort: MissingRuntime = {
+  noPackage: (cause) => new RedisTestServerError({ message: NOT_FOUND_MESSAGE, cause }),
+  noRuntime: (cause) => new RedisTestServerError({ message: NOT_FOUND_MESSAGE, cause })
+}
+
+const askedFor: MissingRuntime = {
+  noPackage: (cause) =>
+    new RedisTestServerError({
+      message:
+        "RedisTestServer.layerContainer needs testcontainers, an optional peer dependency of @leasehold/testing: " +
+        "install it (npm i -D testcontainers)",
+      cause
+    }),
+  noRuntime: (cause) =>
+    new RedisTestServerError({
+      message:
+        `RedisTestServer.layerContainer found no container runtime (${messageOf(cause)}): start Docker or Podman, ` +
+        "or use RedisTestServer.layer with redis-server on PATH",
+      cause
+    })
+}
+
+/** testcontainers, loaded only here (it is an optional peer), and a container runtime that answers. */
+const loadTestcontainers = (missing: MissingRuntime) =>
+  Effect.gen(function* () {
+    const tc = yield* Effect.tryPromise({ try: () => import("testcontainers"), catch: missing.noPackage })
+    yield* Effect.tryPromise({ try: () => tc.getContainerRuntimeClient(), catch: missing.noRuntime })
+    return tc
+  })
+
+type Testcontainers = Effect.Success<ReturnType<typeof loadTestcontainers>>
+
+/**
+ * One attempt: `image` running `redis-server` on a free port of 127.0.0.1, in the host's network namespace (never a
+ * bridge network), stopped and removed when the scope closes: also when the start is interrupted or times out, once
+ * testcontainers has finished it.
+ */
+const startContainerOnce = (tc: Testcontainers, image: string) =>
+  Effect.gen(function* () {
     const port = yield* freePort
-    yield* Effect.acquireRelease(
-      Effect.tryPromise({
-        try: () =>
-          new tc.GenericContainer("redis:7")
-            .withNetworkMode("host")
-            .withCommand(["redis-server", ...serverArgs(port)])
-            .withWaitStrategy(tc.Wait.forLogMessage(READY_LINE))
-            .start(),
-        catch: (cause) => new RedisTestServerError({ message: "Could not start a redis:7 container", cause })
-      }),
-      (started) => Effect.ignoreCause(Effect.promise(() => started.stop()))
+    let output = ""
+    const started = yield* Effect.try({
+      try: () =>
+        new tc.GenericContainer(image)
+          .withNetworkMode("host")
+          .withCommand(["redis-server", ...serverArgs(port)])
+          .withWaitStrategy(tc.Wait.forLogMessage(READY_LINE))
+          .withStartupTimeout(Duration.toMillis(READY_TIMEOUT))
+          .withLogConsumer((stream) => {
+            stream.on("data", (chunk: Buffer | string) => {
+              output = (output + String(chunk)).slice(-OUTPUT_LIMIT)
+            })
+          })
+          .start(),
+      catch: (cause) =>
+        new RedisTestServerError({ message: `Could not run a ${image} container: ${messageOf(cause)}`, cause })
+    })
+    // Handled here so that a start nobody awaits any more (interrupted) is not an unhandled rejection.
+    started.catch(() => undefined)
+    yield* Effect.addFinalizer(() =>
+      Effect.promise(() =>
+        started.then(
+          (container) => container.stop(),
+          () => undefined
+        )
+      ).pipe(Effect.timeoutOrElse({ duration: CONTAINER_STOP_TIMEOUT, orElse: () => Effect.void }), Effect.ignoreCause)
+    )
+    const container = yield* Effect.tryPromise({
+      try: () => started,
+      catch: (cause): RedisTestServerError | PortInUse =>
+        output.includes(ADDRESS_IN_USE)
+          ? new PortInUse({ port, output })
+          : new RedisTestServerError({
+              message:
+                `Could not start redis-server in a ${image} container on 127.0.0.1:${port}: ${messageOf(cause)}. ` +
+                `${NO_REGISTRY_HINT}.${output === "" ? "" : ` Output:\n${output}`}`,
+              cause
+            })
+    }).pipe(
+      Effect.timeoutOrElse({
+        duration: CONTAINER_START_TIMEOUT,
+        orElse: () =>
+          Effect.fail(
+            new RedisTestServerError({
+              message: `A ${image} container did not start within ${CONTAINER_START_TIMEOUT}. ${NO_REGISTRY_HINT}`
+            })
+          )
+      })
     )
     return RedisTestServer.of({
       url: `redis://127.0.0.1:${port}`,
       host: "127.0.0.1",
       port,
       pid: undefined,
+      containerId: container.getId(),
       kind: "container"
     })
-  }
-)
+  })
+
+const container = (
+  image: string,
+  missing: MissingRuntime
+): Effect.Effect<RedisTestServer["Service"], RedisTestServerError, Scope.Scope> =>
+  Effect.gen(function* () {
+    if (image.trim() === "")
+      return yield* new RedisTestServerError({
+        message: `The container image is empty: name one (e.g. ${DEFAULT_IMAGE}) or leave the option unset`
+      })
+    const tc = yield* loadTestcontainers(missing)
+    return yield* startContainerOnce(tc, image).pipe(
+      Effect.retry({ times: BIND_ATTEMPTS - 1, while: (error) => error._tag === "PortInUse" }),
+      Effect.catchTag("PortInUse", (error) =>
+        Effect.fail(
+          new RedisTestServerError({
+            message: `redis-server in a ${image} container could not bind a free port on 127.0.0.1 in ${BIND_ATTEMPTS} attempts. Output:\n${error.output}`
+          })
+        )
+      )
+    )
+  })
 
 /**
  * Provides {@link RedisTestServer}: `REDIS_URL` if set, else a `redis-server` from `PATH` on a free port of
- * 127.0.0.1, else a `redis:7` container when a container runtime answers.
+ * 127.0.0.1, else a container (see {@link layerContainer}; image from `LEASEHOLD_REDIS_IMAGE`, else `redis:7`)
+ * when testcontainers is installed and a container runtime answers.
  *
  * **Details**
  *
@@ -464,9 +607,22 @@ export const layerServer: Layer.Layer<RedisTestServer, RedisTestServerError> = L
     const url = process.env.REDIS_URL
     if (url !== undefined && url !== "") return fromUrl(url)
     const binary = findOnPath("redis-server")
-    return binary !== undefined ? spawned(binary) : container
+    return binary !== undefined ? spawned(binary) : container(imageOf(undefined), lastResort)
   })
 )
+
+/** `server` plus a connected `Redis.Redis` (and the raw `NodeRedis.NodeRedis` client) pointed at it. */
+const withClient = (
+  server: Layer.Layer<RedisTestServer, RedisTestServerError>
+): Layer.Layer<Redis.Redis | NodeRedis.NodeRedis | RedisTestServer, RedisTestServerError | Redis.RedisError> =>
+  Layer.unwrap(
+    Effect.gen(function* () {
+      const { url } = yield* RedisTestServer
+      // Without the offline queue, a command sent while the server is down fails at once instead of waiting for a
+      // reconnect, and closing the client cannot hang on commands queued for a server that is gone.
+      return NodeRedis.layer({ url, disableOfflineQueue: true })
+    })
+  ).pipe(Layer.provideMerge(server))
 
 /**
  * {@link layerServer} plus a connected `Redis.Redis` (and the raw `NodeRedis.NodeRedis` client) pointed at it.
@@ -494,14 +650,54 @@ export const layerServer: Layer.Layer<RedisTestServer, RedisTestServerError> = L
 export const layer: Layer.Layer<
   Redis.Redis | NodeRedis.NodeRedis | RedisTestServer,
   RedisTestServerError | Redis.RedisError
-> = Layer.unwrap(
-  Effect.gen(function* () {
-    const server = yield* RedisTestServer
-    // Without the offline queue, a command sent while the server is down fails at once instead of waiting for a
-    // reconnect, and closing the client cannot hang on commands queued for a server that is gone.
-    return NodeRedis.layer({ url: server.url, disableOfflineQueue: true })
-  })
-).pipe(Layer.provideMerge(layerServer))
+> = withClient(layerServer)
+
+/**
+ * Like {@link layer}, but always in a container, whatever `REDIS_URL` and `PATH` hold: `redis-server` runs in
+ * `options.image` (default `LEASEHOLD_REDIS_IMAGE`, else `redis:7`) through testcontainers, which is loaded only
+ * here (an optional peer dependency: install it to use this layer).
+ *
+ * **Details**
+ *
+ * - The container uses the host's network (`--network host`), never a bridge: the server listens on a free port of
+ *   127.0.0.1 with the same flags as a spawned one, so `url` is `redis://127.0.0.1:<port>` and `containerId` names
+ *   the container.
+ * - Building the layer waits for the ready line (10 seconds, within 60 for the whole start, an image pull
+ *   included); closing it stops and removes the container.
+ * - Without a registry: import an image of the machine's own `redis-server` (`scripts/docker-redis.sh` in the
+ *   leasehold repository does), and set `TESTCONTAINERS_RYUK_DISABLED=true` (Ryuk's image cannot be pulled either)
+ *   and `TESTCONTAINERS_HOST_OVERRIDE=127.0.0.1`. Without Ryuk, a container outlives a Node process that is
+ *   killed before the layer closes.
+ *
+ * **Example** (A test file against Redis in a container)
+ *
+ * ```ts
+ * import { assert, layer } from "@effect/vitest"
+ * import { Effect } from "effect"
+ * import * as Redis from "effect/persistence/Redis"
+ * import { RedisTestServer } from "@leasehold/testing"
+ *
+ * layer(RedisTestServer.layerContainer({ image: "redis:7.2" }), { excludeTestServices: true })("redis", (it) => {
+ *   it.effect("answers PING", () =>
+ *     Effect.gen(function*() {
+ *       const redis = yield* Redis.Redis
+ *       assert.strictEqual(yield* redis.send<string>("PING"), "PONG")
+ *     }))
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerContainer = (
+  options?: ContainerOptions
+): Layer.Layer<Redis.Redis | NodeRedis.NodeRedis | RedisTestServer, RedisTestServerError | Redis.RedisError> =>
+  withClient(
+    Layer.effect(
+      RedisTestServer,
+      Effect.suspend(() => container(imageOf(options), askedFor))
+    )
+  )
 
 /**
  * A client of `url` for tests that break the connection on purpose: it never offline-queues (a command sent while
