@@ -61,14 +61,17 @@ as_root() { [ "$(id -u)" = 0 ] || die "$1 needs root (run this script as root, o
 apt_install() {
   as_root "installing $*"
   command -v apt-get >/dev/null 2>&1 || die "installing $* needs apt-get (Debian or Ubuntu)"
-  say "installing $* (apt-get)"
-  DEBIAN_FRONTEND=noninteractive timeout 120 apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -qq --no-install-recommends "$@" >&2
+  mkdir -p "$state"
+  say "installing $* (apt-get; log: $state/apt.log)"
+  { DEBIAN_FRONTEND=noninteractive timeout 120 apt-get update -qq &&
+    DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -qq --no-install-recommends "$@"; } >"$state/apt.log" 2>&1 ||
+    die "apt-get could not install $*; the end of $state/apt.log:
+$(tail -n 20 "$state/apt.log")"
 }
 
 started_here=false
 if ! engine_answers; then
-  command -v dockerd >/dev/null 2>&1 || apt_install docker.io
+  { command -v dockerd && command -v docker; } >/dev/null 2>&1 || apt_install docker.io
   as_root "starting dockerd"
   mkdir -p "$state"
   say "starting dockerd --bridge=none --iptables=false (log: $log)"

@@ -3,7 +3,7 @@
 // (scripts/docker-redis.sh) and runs this file alone. Without a runtime, every test here fails: none is skipped.
 import * as net from "node:net"
 import { assert, describe, it, layer } from "@effect/vitest"
-import { Cause, Context, Effect, Exit, Layer } from "effect"
+import { Cause, Context, Effect, Exit, Fiber, Layer, Schedule } from "effect"
 import * as Redis from "effect/persistence/Redis"
 import { Lease, LeaseStore } from "leasehold"
 import { getContainerRuntimeClient } from "testcontainers"
@@ -116,6 +116,29 @@ describe("RedisTestServer.layerContainer scope", () => {
         assert.isUndefined(yield* inspect(server.containerId!))
         assert.notInclude(yield* containersOf(image), server.containerId)
         assert.strictEqual(yield* dial(server.port), "ECONNREFUSED")
+      }),
+    60_000
+  )
+
+  it.live(
+    "stops a container whose start was interrupted, once the scope closes",
+    () =>
+      Effect.gen(function* () {
+        const created = yield* Effect.scoped(
+          Effect.gen(function* () {
+            const building = yield* Effect.forkChild(Layer.build(RedisTestServer.layerContainer({ image })))
+            // Created but not yet ready: testcontainers is still waiting for the ready line.
+            const created = yield* containersOf(image).pipe(
+              Effect.repeat({ until: (ids) => ids.length > 0, schedule: Schedule.spaced("5 millis"), times: 2_000 })
+            )
+            yield* Fiber.interrupt(building)
+            assert.isTrue(Exit.hasInterrupts(yield* Fiber.await(building)))
+            return created
+          })
+        )
+        assert.lengthOf(created, 1)
+        assert.isUndefined(yield* inspect(created[0]!))
+        assert.deepStrictEqual(yield* containersOf(image), [])
       }),
     60_000
   )
