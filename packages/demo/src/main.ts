@@ -135,7 +135,7 @@ const stalledHolder = Effect.gen(function* () {
   )
   yield* Option.match(lost, {
     onNone: () => say("worker-6", "finished without losing its lease"),
-    onSome: (reason) => say("worker-6", `stopped with LeaseLost (${reason.reason}): ${reason.message}`)
+    onSome: (reason) => say("worker-6", `stopped with LeaseLost (${reason.because}): ${reason.message}`)
   })
   yield* check("the stalled holder was stopped with LeaseLost", Option.isSome(lost))
   yield* check("the rival took over and its write was accepted", rivalWrote)

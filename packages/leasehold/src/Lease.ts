@@ -21,7 +21,7 @@
  * ```
  *
  * The seed's operations map one-to-one: `acquire` (never waits), `renew`, `release`, `checkOwnership`; plus
- * `inspect`, `scoped` and `withLease`.
+ * `inspect`, `hold` and `withLease`. A bare number TTL (or `wait`, `renewEvery`) is in milliseconds.
  *
  * @since 0.1.0
  */
@@ -40,7 +40,7 @@ import {
   Scope
 } from "effect"
 import { millisOf, monotonicMillis } from "./internal/clock.ts"
-import { driftMillis, Handle } from "./internal/handle.ts"
+import { driftMillis, type Handle, isGenuine, makeHandle } from "./internal/handle.ts"
 import * as renewer from "./internal/renewer.ts"
 import * as validate from "./internal/validate.ts"
 import { make as waitingMake } from "./internal/waiting.ts"
@@ -53,7 +53,7 @@ import * as LeaseToken from "./LeaseToken.ts"
 import * as TokenSource from "./TokenSource.ts"
 
 /**
- * The shortest TTL accepted for an auto-renewed lease (`scoped`, `withLease`): below it, a renew every TTL/3 leaves
+ * The shortest TTL accepted for an auto-renewed lease (`hold`, `withLease`): below it, a renew every TTL/3 leaves
  * too little time for a round trip and the safety margin.
  *
  * @category constants
@@ -61,7 +61,7 @@ import * as TokenSource from "./TokenSource.ts"
  */
 export const minimumAutoRenewTtl: Duration.Duration = Duration.millis(100)
 
-export { driftMillis, Handle, type HandleFields, reactionMillis } from "./internal/handle.ts"
+export type { Handle, HandleFields } from "./internal/handle.ts"
 
 /**
  * The outcome of one acquire attempt (the seed's `LeaseAttempt`): `Acquired` with the lease, or `Held` by another
@@ -102,12 +102,13 @@ export interface LeaseInfo {
 }
 
 /**
- * A lease held by `scoped` for the life of a `Scope`, renewed in the background.
+ * A lease held by `hold` (for the life of a `Scope`) or `withLease` (around one effect), renewed in the background.
  * - `current`: the handle as of its latest renew (its `validUntil` moves on);
  * - `lost`: waits until the lease is lost and gives the reason; never completes while it is kept;
- * - `ensureValid`: fails with `LeaseLost` if the lease was lost or its local validity deadline has passed. Call it
- *   right before each protected side effect: after a pause of the whole process (a long GC, a blocked event loop)
- *   it refuses the step even before the renewer has had a chance to notice the loss.
+ * - `ensureValid`: fails with `LeaseLost` if the lease was lost or its local validity deadline has passed (then
+ *   `because: "store-unavailable"`, as the renewer reports it). Call it right before each protected side effect:
+ *   after a pause of the whole process (a long GC, a blocked event loop) it refuses the step even before the
+ *   renewer has had a chance to notice the loss.
  *
  * @category models
  * @since 0.1.0
@@ -133,14 +134,15 @@ export interface AcquireOptions {
 /**
  * Options of an auto-renewed lease.
  * - `owner`: metadata stored with the lease.
- * - `wait`: how long to wait for a held key: a duration budget (`0` tries once), or a `Schedule` of retries.
+ * - `wait`: how long to wait for a held key: a duration budget (a bare number is milliseconds; `0` tries once), or
+ *   a `Schedule` of retries.
  *   Default: up to the TTL. When it runs out the acquire fails with reason `AcquireTimeout`.
- * - `renewEvery`: the renew interval; default and maximum a third of the TTL.
+ * - `renewEvery`: the renew interval (a bare number is milliseconds); default and maximum a third of the TTL.
  *
  * @category models
  * @since 0.1.0
  */
-export interface ScopedOptions extends AcquireOptions {
+export interface HoldOptions extends AcquireOptions {
   readonly wait?: Duration.Input | Schedule.Schedule<unknown, unknown> | undefined
   readonly renewEvery?: Duration.Input | undefined
 }
@@ -154,7 +156,7 @@ export interface ScopedOptions extends AcquireOptions {
 export class Lease extends Context.Service<
   Lease,
   {
-    /** Tries once to acquire `key` for `ttl` (SET NX PX semantics, one round trip); never waits. */
+    /** Tries once to acquire `key` for `ttl` (a bare number is milliseconds; SET NX PX semantics); never waits. */
     readonly acquire: (
       key: string,
       ttl: Duration.Input,
@@ -170,13 +172,23 @@ export class Lease extends Context.Service<
     readonly inspect: (key: string) => Effect.Effect<Option.Option<LeaseInfo>, LeaseError.LeaseError>
     /**
      * Acquires (waiting as `options.wait` says), renews in the background, releases when the scope closes. When the
-     * lease is lost, `options.onLost` runs (default: the fiber that acquired it is interrupted).
+     * lease is lost, the fiber that acquired it is interrupted (see `hold`).
      */
-    readonly scoped: (
+    readonly hold: (
       key: string,
       ttl: Duration.Input,
-      options?: ScopedOptions & { readonly onLost?: Effect.Effect<void> | undefined }
+      options?: HoldOptions
     ) => Effect.Effect<Active, LeaseError.LeaseError, Scope.Scope>
+    /**
+     * Runs `effect` (or a function of the held lease) while holding `key`; a loss interrupts the work and fails
+     * with `LeaseLost` (see `withLease`).
+     */
+    readonly withLease: <A, E, R>(
+      key: string,
+      ttl: Duration.Input,
+      effect: Effect.Effect<A, E, R> | ((lease: Active) => Effect.Effect<A, E, R>),
+      options?: HoldOptions
+    ) => Effect.Effect<A, E | LeaseError.LeaseError, R>
   }
 >()("leasehold/Lease") {}
 
@@ -218,8 +230,9 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
     })
     const foreign = (lease: Handle, operation: string) =>
       Effect.fail(LeaseError.make(new LeaseError.ForeignLease({ key: lease.key, operation })))
-    const checkStore = (lease: Handle, operation: string) =>
-      lease.storeId === store.id ? Effect.void : foreign(lease, operation)
+    /** Whether this service made `lease` (not a copy, a hand-made one, or one of another store). */
+    const isOurs = (lease: Handle) => isGenuine(lease) && lease.storeId === store.id
+    const checkStore = (lease: Handle, operation: string) => (isOurs(lease) ? Effect.void : foreign(lease, operation))
     const validKey = (key: string) => fromResult(LeaseKey.decode(key))
     const layerScope = yield* Effect.scope
     // The longest one try can take: the store's bound, the undo of a failed acquire, and timers firing late.
@@ -234,7 +247,7 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
         // Without an observer there is nothing to tell on the renewer's hot path (every lease, every interval).
         renewed: observing ? (lease) => observe(observer.renewed(infoOf(lease))) : undefined,
         renewFailed: (lease, error) => observe(observer.renewFailed(infoOf(lease), error)),
-        lost: (lease, reason) => observe(observer.lost(infoOf(lease), reason))
+        lost: (lease, because) => observe(observer.lost(infoOf(lease), because))
       },
       layerScope
     )
@@ -310,7 +323,7 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
       t0: number,
       onAcquired: ((lease: Handle) => Effect.Effect<void>) | undefined
     ): Effect.Effect<LeaseAttempt> => {
-      const lease = new Handle({
+      const lease = makeHandle({
         key,
         token,
         ttl: Duration.millis(ttlMillis),
@@ -335,7 +348,7 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
           }))
 
     // acquire, renew, release and checkOwnership are one round trip each and sit on every hot path: they are untraced
-    // (a span costs about a third of a cycle); `scoped`, which waits and holds, and `inspect` have spans.
+    // (a span costs about a third of a cycle); `hold`, which waits and holds, and `inspect` have spans.
     const acquire = (key: string, ttl: Duration.Input, options?: AcquireOptions) =>
       Effect.suspend(() => {
         const validatedKey = LeaseKey.decode(key)
@@ -356,7 +369,7 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
         yield* observe(observer.lost(infoOf(lease), reply))
         return Option.none<Handle>()
       }
-      const renewed = new Handle({
+      const renewed = makeHandle({
         ...lease,
         ttl: Duration.millis(ttlMillis),
         validUntil: t0 + ttlMillis - driftMillis(ttlMillis)
@@ -366,7 +379,7 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
     })
 
     const release = (lease: Handle): Effect.Effect<boolean, LeaseError.LeaseError> => {
-      if (lease.storeId !== store.id) return foreign(lease, "release")
+      if (!isOurs(lease)) return foreign(lease, "release")
       if (!observing) return releaseInStore(lease)
       return releaseInStore(lease).pipe(
         Effect.tapError((error) => observe(observer.releaseFailed(infoOf(lease), error))),
@@ -402,8 +415,8 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
         )
       )
 
-    // Helpers of `scoped` that stay with a held lease, made outside it: a closure made inside would keep every
-    // variable of `scoped` that any of its closures uses, for the life of the lease.
+    // Helpers of `hold` that stay with a held lease, made outside it: a closure made inside would keep every
+    // variable of `hold` that any of its closures uses, for the life of the lease.
 
     /** The release of a lease, built when the scope closes (built now, it would keep its command until then). */
     const releaseWhenClosed = (scope: Scope.Scope, lease: Handle) =>
@@ -421,12 +434,14 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
       return Effect.sync(() => holderRef.deref()?.interruptUnsafe())
     }
 
-    // `scoped` runs once per hold and may wait: it keeps its span ("Lease.scoped", the wait is visible in traces),
+    // `hold` runs once per hold and may wait: it keeps its span ("Lease.hold", the wait is visible in traces),
     // without the call-site stack capture of `Effect.fn` (measured: a quarter of an uncontended hold's CPU).
-    const scoped = Effect.fnUntraced(function* (
+    // `onLost` is what a loss does; the default interrupts the acquirer, `withLease` passes its own.
+    const holdWith = Effect.fnUntraced(function* (
       key: string,
       ttl: Duration.Input,
-      options?: ScopedOptions & { readonly onLost?: Effect.Effect<void> | undefined }
+      options: HoldOptions | undefined,
+      onLostOption: Effect.Effect<void> | undefined
     ) {
       const validatedKey = yield* validKey(key)
       const ttlMillis = yield* fromResult(
@@ -445,7 +460,7 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
         (lease) => releaseWhenClosed(scope, lease)
       )
       const lost = yield* Deferred.make<LeaseError.LeaseLost>()
-      const onLost = options?.onLost ?? interruptOf(holder)
+      const onLost = onLostOption ?? interruptOf(holder)
       // Registered after the release: finalizers run last-in first-out, so renewals stop before the release.
       const renewal = yield* Effect.uninterruptible(
         Effect.tap(renewals.add(lease, intervalMillis, lost, onLost), (renewal) =>
@@ -453,9 +468,32 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
         )
       )
       return new ActiveLease(validatedKey, lease.fence, renewal, lost)
-    }, Effect.withSpan("Lease.scoped"))
+    }, Effect.withSpan("Lease.hold"))
 
-    return Lease.of({ acquire, renew, release, checkOwnership, inspect, scoped })
+    const hold = (key: string, ttl: Duration.Input, options?: HoldOptions) => holdWith(key, ttl, options, undefined)
+
+    const withLease = <A, E, R>(
+      key: string,
+      ttl: Duration.Input,
+      effect: Effect.Effect<A, E, R> | ((lease: Active) => Effect.Effect<A, E, R>),
+      options?: HoldOptions
+    ): Effect.Effect<A, E | LeaseError.LeaseError, R> =>
+      Effect.scoped(
+        Effect.withFiber((caller) => {
+          // The work runs in a fiber of its own, which a loss interrupts; its end (or the loss) ends the wait below.
+          // One fiber and no race: a hold's setup and teardown are on the path of every hand-off.
+          const work: { fiber: Fiber.Fiber<A, E> | undefined; lost: boolean } = { fiber: undefined, lost: false }
+          const onLost = Effect.sync(() => {
+            work.lost = true
+            work.fiber?.interruptUnsafe()
+          })
+          return Effect.flatMap(holdWith(key, ttl, options, onLost), (active) =>
+            runUnderLease(caller.context as Context.Context<R>, active, work, effect)
+          )
+        })
+      )
+
+    return Lease.of({ acquire, renew, release, checkOwnership, inspect, hold, withLease })
   }
 )
 
@@ -495,8 +533,9 @@ class ActiveLease implements Active {
         return Effect.flatMap(Deferred.await(this.#lost), (lost) => Effect.fail(LeaseError.make(lost)))
       }
       if (now < this.#renewal.lease.validUntil) return Effect.void
+      // The renewer reports the same condition (its deadline passed without a confirmed renew) the same way.
       return Effect.fail(
-        LeaseError.make(new LeaseError.LeaseLost({ key: this.key, reason: "expired", fence: this.fence }))
+        LeaseError.make(new LeaseError.LeaseLost({ key: this.key, because: "store-unavailable", fence: this.fence }))
       )
     })
   }
@@ -520,7 +559,8 @@ class ActiveLease implements Active {
 export const layer: Layer.Layer<Lease, never, LeaseStore.LeaseStore> = Layer.effect(Lease, make)
 
 /**
- * Tries once to acquire `key` for `ttl`: `Acquired` with the lease, or `Held` by someone else. Never waits.
+ * Tries once to acquire `key` for `ttl` (a `Duration` input, or a bare number of milliseconds): `Acquired` with the
+ * lease, or `Held` by someone else. Never waits.
  *
  * ```ts
  * const attempt = yield* Lease.acquire("jobs:nightly", "30 seconds", { owner: { id: "worker-1" } })
@@ -537,7 +577,8 @@ export const acquire = (
 ): Effect.Effect<LeaseAttempt, LeaseError.LeaseError, Lease> => Lease.use((lease) => lease.acquire(key, ttl, options))
 
 /**
- * Extends a held lease to `ttl` (default: the lease's own TTL). `None` when the lease is not held any more.
+ * Extends a held lease to `ttl` (default: the lease's own TTL; a bare number is milliseconds). `None` when the lease
+ * is not held any more. Only a handle leasehold made is accepted: a copy fails with `ForeignLease`.
  *
  * @category operations
  * @since 0.1.0
@@ -578,12 +619,16 @@ export const inspect = (key: string): Effect.Effect<Option.Option<LeaseInfo>, Le
 
 /**
  * Holds `key` for the life of the current `Scope`: waits for it (as `options.wait` says), renews it every
- * `renewEvery` (default TTL/3), and releases it when the scope closes (after stopping the renewals). If the lease is
- * lost, the fiber that acquired it is interrupted, and `lost` gives the reason.
+ * `renewEvery` (default TTL/3), and releases it when the scope closes (after stopping the renewals). A bare number
+ * TTL is milliseconds.
+ *
+ * If the lease is lost, the fiber that acquired it is interrupted (and `lost` gives the reason): the work stops,
+ * but as an interruption, not a typed failure. A loop that holds leases one after another should use `withLease`,
+ * which fails with `LeaseLost` instead, so the loop can go on.
  *
  * ```ts
  * Effect.scoped(Effect.gen(function* () {
- *   const lease = yield* Lease.scoped("jobs:nightly", "30 seconds")
+ *   const lease = yield* Lease.hold("jobs:nightly", "30 seconds")
  *   yield* doWork(lease.fence)
  * }))
  * ```
@@ -591,48 +636,58 @@ export const inspect = (key: string): Effect.Effect<Option.Option<LeaseInfo>, Le
  * @category operations
  * @since 0.1.0
  */
-export const scoped = (
+export const hold = (
   key: string,
   ttl: Duration.Input,
-  options?: ScopedOptions
+  options?: HoldOptions
 ): Effect.Effect<Active, LeaseError.LeaseError, Lease | Scope.Scope> =>
-  Lease.use((service) => service.scoped(key, ttl, options))
+  Lease.use((service) => service.hold(key, ttl, options))
 
 /**
  * Runs `effect` while holding `key`: waits for the lease, renews it while the effect runs, releases it afterwards.
  * If the lease is lost, the effect is interrupted before the lease can expire in the store, and the result is a
- * `LeaseError` with reason `LeaseLost`. A failed release never replaces the effect's own result.
+ * `LeaseError` with reason `LeaseLost`. A failed release never replaces the effect's own result. A bare number TTL
+ * is milliseconds.
  *
- * `effect` may be a function of the held lease, to use its fence:
+ * Data-first or data-last; the work may be an effect, or a function of the held lease, to use its fence:
  *
  * ```ts
  * Lease.withLease("reports", "10 seconds", (lease) => writeReport({ fence: lease.fence }))
+ * writeSummary.pipe(Lease.withLease("reports", "10 seconds", { wait: 0 }))
  * ```
  *
  * @category operations
  * @since 0.1.0
  */
-export const withLease = <A, E, R>(
+export const withLease: {
+  (
+    key: string,
+    ttl: Duration.Input,
+    options?: HoldOptions
+  ): <A, E, R>(
+    effect: Effect.Effect<A, E, R> | ((lease: Active) => Effect.Effect<A, E, R>)
+  ) => Effect.Effect<A, E | LeaseError.LeaseError, R | Lease>
+  <A, E, R>(
+    key: string,
+    ttl: Duration.Input,
+    effect: Effect.Effect<A, E, R> | ((lease: Active) => Effect.Effect<A, E, R>),
+    options?: HoldOptions
+  ): Effect.Effect<A, E | LeaseError.LeaseError, R | Lease>
+} = (<A, E, R>(
   key: string,
   ttl: Duration.Input,
-  effect: Effect.Effect<A, E, R> | ((lease: Active) => Effect.Effect<A, E, R>),
-  options?: ScopedOptions
-): Effect.Effect<A, E | LeaseError.LeaseError, R | Lease> =>
-  Effect.scoped(
-    Effect.withFiber((caller) => {
-      // The work runs in a fiber of its own, which a loss interrupts; its end (or the loss) ends the wait below.
-      // One fiber and no race: a hold's setup and teardown are on the path of every hand-off.
-      const work: { fiber: Fiber.Fiber<A, E> | undefined; lost: boolean } = { fiber: undefined, lost: false }
-      const onLost = Effect.sync(() => {
-        work.lost = true
-        work.fiber?.interruptUnsafe()
-      })
-      return Effect.flatMap(
-        Lease.use((service) => service.scoped(key, ttl, { ...options, onLost })),
-        (active) => runUnderLease(caller.context as Context.Context<R>, active, work, effect)
-      )
-    })
-  )
+  effectOrOptions?: Effect.Effect<A, E, R> | ((lease: Active) => Effect.Effect<A, E, R>) | HoldOptions,
+  options?: HoldOptions
+) => {
+  // Not `Function.dual`: the work is the third argument here, where `dual` wants the data first.
+  const run = (
+    effect: Effect.Effect<A, E, R> | ((lease: Active) => Effect.Effect<A, E, R>),
+    runOptions?: HoldOptions
+  ) => Lease.use((service) => service.withLease(key, ttl, effect, runOptions))
+  return Effect.isEffect(effectOrOptions) || typeof effectOrOptions === "function"
+    ? run(effectOrOptions, options)
+    : (effect: Effect.Effect<A, E, R> | ((lease: Active) => Effect.Effect<A, E, R>)) => run(effect, effectOrOptions)
+}) as never
 
 /**
  * Runs the work of `withLease` in a fiber of its own and waits for it. When the lease is lost, the renewer interrupts

@@ -13,8 +13,17 @@
  *
  * @since 0.1.0
  */
-import { Duration, Schema } from "effect"
+import { Duration, Predicate, Schema } from "effect"
 import { LeaseOwner } from "./LeaseOwner.ts"
+
+/**
+ * The key that marks a `LeaseError`: a string, so two copies of leasehold in one program (two versions, or one
+ * bundled twice) recognise each other's errors, where `instanceof` would not.
+ */
+const TypeId = "~leasehold/LeaseError" as const
+
+/** The key that marks a reason of a `LeaseError`, for the same purpose. */
+const ReasonTypeId = "~leasehold/LeaseError/Reason" as const
 
 /** Quotes user input for a message: at most 80 characters, every control character escaped (so it shows). */
 const quote = (input: string): string =>
@@ -29,10 +38,18 @@ const quote = (input: string): string =>
  * @category reasons
  * @since 0.1.0
  */
-export class InvalidKey extends Schema.TaggedError<InvalidKey>()("InvalidKey", {
+export class InvalidKey extends Schema.TaggedError<InvalidKey>("leasehold/LeaseError/InvalidKey")("InvalidKey", {
   key: Schema.String,
   problem: Schema.String
 }) {
+  /** Marks a reason of a `LeaseError`, for `isLeaseErrorReason`. */
+  readonly [ReasonTypeId] = ReasonTypeId
+
+  /** `false`: the same key fails the same way; fix the input. */
+  get isRetryable(): boolean {
+    return false
+  }
+
   override get message(): string {
     return `Invalid lease key ${quote(this.key)}: ${this.problem}. A key is 1 to 512 characters without control characters.`
   }
@@ -45,10 +62,18 @@ export class InvalidKey extends Schema.TaggedError<InvalidKey>()("InvalidKey", {
  * @category reasons
  * @since 0.1.0
  */
-export class InvalidTtl extends Schema.TaggedError<InvalidTtl>()("InvalidTtl", {
+export class InvalidTtl extends Schema.TaggedError<InvalidTtl>("leasehold/LeaseError/InvalidTtl")("InvalidTtl", {
   ttl: Schema.String,
   problem: Schema.String
 }) {
+  /** Marks a reason of a `LeaseError`, for `isLeaseErrorReason`. */
+  readonly [ReasonTypeId] = ReasonTypeId
+
+  /** `false`: the same TTL fails the same way; fix the input. */
+  get isRetryable(): boolean {
+    return false
+  }
+
   override get message(): string {
     return `Invalid lease TTL ${this.ttl}: ${this.problem}.`
   }
@@ -61,9 +86,20 @@ export class InvalidTtl extends Schema.TaggedError<InvalidTtl>()("InvalidTtl", {
  * @category reasons
  * @since 0.1.0
  */
-export class InvalidToken extends Schema.TaggedError<InvalidToken>()("InvalidToken", {
-  problem: Schema.String
-}) {
+export class InvalidToken extends Schema.TaggedError<InvalidToken>("leasehold/LeaseError/InvalidToken")(
+  "InvalidToken",
+  {
+    problem: Schema.String
+  }
+) {
+  /** Marks a reason of a `LeaseError`, for `isLeaseErrorReason`. */
+  readonly [ReasonTypeId] = ReasonTypeId
+
+  /** `false`: the token source makes malformed tokens; fix it. */
+  get isRetryable(): boolean {
+    return false
+  }
+
   override get message(): string {
     return `Invalid lease token: ${this.problem}. A token is 16 to 256 characters of [A-Za-z0-9._~:-].`
   }
@@ -75,9 +111,20 @@ export class InvalidToken extends Schema.TaggedError<InvalidToken>()("InvalidTok
  * @category reasons
  * @since 0.1.0
  */
-export class InvalidOwner extends Schema.TaggedError<InvalidOwner>()("InvalidOwner", {
-  problem: Schema.String
-}) {
+export class InvalidOwner extends Schema.TaggedError<InvalidOwner>("leasehold/LeaseError/InvalidOwner")(
+  "InvalidOwner",
+  {
+    problem: Schema.String
+  }
+) {
+  /** Marks a reason of a `LeaseError`, for `isLeaseErrorReason`. */
+  readonly [ReasonTypeId] = ReasonTypeId
+
+  /** `false`: the same metadata fails the same way; fix the input. */
+  get isRetryable(): boolean {
+    return false
+  }
+
   override get message(): string {
     return `Invalid lease owner: ${this.problem}.`
   }
@@ -89,28 +136,51 @@ export class InvalidOwner extends Schema.TaggedError<InvalidOwner>()("InvalidOwn
  * @category reasons
  * @since 0.1.0
  */
-export class InvalidOption extends Schema.TaggedError<InvalidOption>()("InvalidOption", {
-  option: Schema.String,
-  problem: Schema.String
-}) {
+export class InvalidOption extends Schema.TaggedError<InvalidOption>("leasehold/LeaseError/InvalidOption")(
+  "InvalidOption",
+  {
+    option: Schema.String,
+    problem: Schema.String
+  }
+) {
+  /** Marks a reason of a `LeaseError`, for `isLeaseErrorReason`. */
+  readonly [ReasonTypeId] = ReasonTypeId
+
+  /** `false`: the same options fail the same way; fix the input. */
+  get isRetryable(): boolean {
+    return false
+  }
+
   override get message(): string {
     return `Invalid lease option "${this.option}": ${this.problem}.`
   }
 }
 
 /**
- * A lease handed to a store other than the one that granted it (another layer, another store instance). Renewing or
- * releasing it there would act on a lock the caller does not hold.
+ * A lease handed to a store other than the one that granted it (another layer, another store instance), or a handle
+ * leasehold did not make (a copy, or one built by hand). Renewing or releasing it there would act on a lock the
+ * caller does not hold.
  *
  * @category reasons
  * @since 0.1.0
  */
-export class ForeignLease extends Schema.TaggedError<ForeignLease>()("ForeignLease", {
-  key: Schema.String,
-  operation: Schema.String
-}) {
+export class ForeignLease extends Schema.TaggedError<ForeignLease>("leasehold/LeaseError/ForeignLease")(
+  "ForeignLease",
+  {
+    key: Schema.String,
+    operation: Schema.String
+  }
+) {
+  /** Marks a reason of a `LeaseError`, for `isLeaseErrorReason`. */
+  readonly [ReasonTypeId] = ReasonTypeId
+
+  /** `false`: the handle belongs to another store; use the service that acquired it. */
+  get isRetryable(): boolean {
+    return false
+  }
+
   override get message(): string {
-    return `Cannot ${this.operation} the lease on ${quote(this.key)}: it was acquired through another lease store. Use the Lease service that acquired it.`
+    return `Cannot ${this.operation} the lease on ${quote(this.key)}: it was not acquired through this lease store (it comes from another store, or is a copy of a handle). Use the Lease service that acquired it, with the handle it returned.`
   }
 }
 
@@ -120,22 +190,36 @@ export class ForeignLease extends Schema.TaggedError<ForeignLease>()("ForeignLea
  * @category reasons
  * @since 0.1.0
  */
-export class AcquireTimeout extends Schema.TaggedError<AcquireTimeout>()("AcquireTimeout", {
-  key: Schema.String,
-  waited: Schema.Duration,
-  holder: Schema.optional(LeaseOwner)
-}) {
+export class AcquireTimeout extends Schema.TaggedError<AcquireTimeout>("leasehold/LeaseError/AcquireTimeout")(
+  "AcquireTimeout",
+  {
+    key: Schema.String,
+    waited: Schema.Duration,
+    holder: Schema.optional(LeaseOwner)
+  }
+) {
+  /** Marks a reason of a `LeaseError`, for `isLeaseErrorReason`. */
+  readonly [ReasonTypeId] = ReasonTypeId
+
+  /** `true`: the holder may release or expire; a later acquire may get the lease. */
+  get isRetryable(): boolean {
+    return true
+  }
+
   override get message(): string {
     const holder = this.holder === undefined ? "another holder" : `holder ${JSON.stringify(this.holder.id)}`
-    return `Timed out after ${Duration.format(this.waited)} waiting for the lease on ${quote(this.key)}, held by ${holder}. Wait longer (the "wait" option) or retry later.`
+    return Duration.isZero(this.waited)
+      ? `The lease on ${quote(this.key)} is held by ${holder} (tried once, wait: 0). Retry later, or pass a "wait" to wait for it.`
+      : `Timed out after ${Duration.format(this.waited)} waiting for the lease on ${quote(this.key)}, held by ${holder}. Wait longer (the "wait" option) or retry later.`
   }
 }
 
 /**
- * Why a held lease was lost:
+ * Why a held lease was lost, one value per condition whoever notices it (the renewer or `ensureValid`):
  * - `expired`: the lease was gone from the store (its TTL ran out before a renew landed);
  * - `stolen`: another token holds the key now;
- * - `store-unavailable`: no renew succeeded before the local validity deadline.
+ * - `store-unavailable`: no renew was confirmed before the local validity deadline (the store was unreachable or
+ *   slow, or this process was paused).
  *
  * @category reasons
  * @since 0.1.0
@@ -155,17 +239,26 @@ export type LostBecause = typeof LostBecause.Type
  * @category reasons
  * @since 0.1.0
  */
-export class LeaseLost extends Schema.TaggedError<LeaseLost>()("LeaseLost", {
+export class LeaseLost extends Schema.TaggedError<LeaseLost>("leasehold/LeaseError/LeaseLost")("LeaseLost", {
   key: Schema.String,
-  reason: LostBecause,
+  because: LostBecause,
   fence: Schema.BigInt
 }) {
+  /** Marks a reason of a `LeaseError`, for `isLeaseErrorReason`. */
+  readonly [ReasonTypeId] = ReasonTypeId
+
+  /** `true`: a new acquire may get the lease again, with a new fence. Whether the interrupted work may run again is the caller's to know. */
+  get isRetryable(): boolean {
+    return true
+  }
+
   override get message(): string {
     const why = {
       expired: "it expired in the store before a renew landed",
       stolen: "another holder owns the key now",
-      "store-unavailable": "the store could not be reached before the lease's validity deadline"
-    }[this.reason]
+      "store-unavailable":
+        "no renew was confirmed before the lease's local validity deadline (the store was unreachable or slow, or this process was paused)"
+    }[this.because]
     return `Lost the lease on ${quote(this.key)} (fence ${this.fence}): ${why}. The work under it was interrupted.`
   }
 }
@@ -176,11 +269,22 @@ export class LeaseLost extends Schema.TaggedError<LeaseLost>()("LeaseLost", {
  * @category reasons
  * @since 0.1.0
  */
-export class StoreUnavailable extends Schema.TaggedError<StoreUnavailable>()("StoreUnavailable", {
-  operation: Schema.String,
-  key: Schema.String,
-  cause: Schema.Defect()
-}) {
+export class StoreUnavailable extends Schema.TaggedError<StoreUnavailable>("leasehold/LeaseError/StoreUnavailable")(
+  "StoreUnavailable",
+  {
+    operation: Schema.String,
+    key: Schema.String,
+    cause: Schema.Defect()
+  }
+) {
+  /** Marks a reason of a `LeaseError`, for `isLeaseErrorReason`. */
+  readonly [ReasonTypeId] = ReasonTypeId
+
+  /** `true`: Redis may answer the next call; the lease of a failed call expires at its TTL at worst. */
+  get isRetryable(): boolean {
+    return true
+  }
+
   override get message(): string {
     const detail = (this.cause instanceof Error ? this.cause.message : String(this.cause)).replace(/[.\s]+$/, "")
     return `Lease store unavailable during ${this.operation} of ${quote(this.key)}: ${detail}. Check that Redis is reachable and answering, and that nothing else writes the lease's keys; nothing stays locked longer than the lease's TTL.`
@@ -212,16 +316,31 @@ export const LeaseErrorReason = Schema.Union([
 export type LeaseErrorReason = typeof LeaseErrorReason.Type
 
 /**
- * The error of every leasehold operation. Match on `reason._tag`, or catch one reason with `Effect.catchReason`.
+ * The error of every leasehold operation. Match on `reason._tag`, or catch one reason with `Effect.catchReason`;
+ * recognise one with `isLeaseError` (not `instanceof`, which two copies of leasehold in one program defeat).
  *
  * @category errors
  * @since 0.1.0
  */
-export class LeaseError extends Schema.TaggedError<LeaseError>()("LeaseError", {
+export class LeaseError extends Schema.TaggedError<LeaseError>("leasehold/LeaseError")("LeaseError", {
   reason: LeaseErrorReason
 }) {
+  /** Marks a `LeaseError`, for `isLeaseError`. */
+  readonly [TypeId] = TypeId
+
+  /** The reason, as the JavaScript error cause too (shown by `console.log` and error reporters). */
+  override readonly cause = this.reason
+
   override get message(): string {
     return this.reason.message
+  }
+
+  /**
+   * Whether trying the failed operation again may succeed: `true` for `AcquireTimeout`, `LeaseLost` and
+   * `StoreUnavailable`, never for invalid input or a foreign lease (see each reason's `isRetryable`).
+   */
+  get isRetryable(): boolean {
+    return this.reason.isRetryable
   }
 }
 
@@ -234,9 +353,17 @@ export class LeaseError extends Schema.TaggedError<LeaseError>()("LeaseError", {
 export const make = (reason: LeaseErrorReason): LeaseError => new LeaseError({ reason })
 
 /**
- * Whether an unknown value is a `LeaseError`.
+ * Whether an unknown value is a `LeaseError`, made by this copy of leasehold or another one.
  *
  * @category guards
  * @since 0.1.0
  */
-export const isLeaseError = (u: unknown): u is LeaseError => u instanceof LeaseError
+export const isLeaseError = (u: unknown): u is LeaseError => Predicate.hasProperty(u, TypeId)
+
+/**
+ * Whether an unknown value is a reason of a `LeaseError`, made by this copy of leasehold or another one.
+ *
+ * @category guards
+ * @since 0.1.0
+ */
+export const isLeaseErrorReason = (u: unknown): u is LeaseErrorReason => Predicate.hasProperty(u, ReasonTypeId)

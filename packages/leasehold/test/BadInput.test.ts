@@ -8,6 +8,7 @@ import { RedisTestServer } from "@leasehold/testing"
 import { Duration, Effect, Exit, Layer, Option, Result, Scope } from "effect"
 import * as Redis from "effect/persistence/Redis"
 import { Lease, LeaseError, LeaseKey, LeaseStore, LeaseToken, TokenSource } from "leasehold"
+import { makeHandle } from "../src/internal/handle.ts"
 import { acquired } from "./support.ts"
 
 type Env = Lease.Lease | LeaseStore.LeaseStore | Redis.Redis | RedisTestServer.RedisTestServer | Scope.Scope
@@ -68,7 +69,8 @@ const garbageLease = Effect.gen(function* () {
   })
   const store = yield* LeaseStore.makeRedis().pipe(Effect.provideService(Redis.Redis, redis))
   const lease = yield* Lease.make.pipe(Effect.provideService(LeaseStore.LeaseStore, store))
-  const handle = new Lease.Handle({
+  // A Redis that answers garbage grants no lease: the handle is made as the service would have made it.
+  const handle = makeHandle({
     key: LeaseKey.make("garbage"),
     token: LeaseToken.make("garbage-token-0000001"),
     ttl: Duration.seconds(10),
@@ -111,7 +113,7 @@ const withWrongType = <A, E, R>(redisKey: (key: string) => string, use: (key: st
 
 const lease = (key: string, ttl: Duration.Input, options?: Lease.AcquireOptions) =>
   Effect.flip(Lease.acquire(key, ttl, options))
-const auto = (key: string, ttl: Duration.Input, options?: Lease.ScopedOptions) =>
+const auto = (key: string, ttl: Duration.Input, options?: Lease.HoldOptions) =>
   Effect.flip(Lease.withLease(key, ttl, Effect.void, options))
 
 const token = (input: string, label: string): ReadonlyArray<Row> => {
@@ -213,10 +215,10 @@ const rows: ReadonlyArray<Row> = [
   },
   {
     input: "ttl 50 ms, auto-renewed",
-    operation: "Lease.scoped",
+    operation: "Lease.hold",
     reason: "InvalidTtl",
     message: /shorter than 100 ms, the minimum for an auto-renewed lease/,
-    error: Effect.flip(Effect.scoped(Lease.scoped(freshKey("ttl-scoped"), 50)))
+    error: Effect.flip(Effect.scoped(Lease.hold(freshKey("ttl-scoped"), 50)))
   },
   {
     input: "ttl 0 for a renew",
@@ -315,7 +317,7 @@ const rows: ReadonlyArray<Row> = [
     reason: "InvalidToken",
     message: /it is 5 characters long, fewer than 16/,
     error: Effect.flatMap(leaseWithTokens(TokenSource.fromEffect(Effect.succeed("short"))), (service) =>
-      Effect.flip(Effect.scoped(service.scoped(freshKey("token-source"), "10 seconds")))
+      Effect.flip(Effect.scoped(service.hold(freshKey("token-source"), "10 seconds")))
     )
   },
   {
@@ -420,7 +422,7 @@ const rows: ReadonlyArray<Row> = [
       input: "a lease acquired through another store",
       operation: `Lease.${operation}`,
       reason: "ForeignLease",
-      message: new RegExp(`Cannot ${verb} the lease on ".*": it was acquired through another lease store`),
+      message: new RegExp(`Cannot ${verb} the lease on ".*": it was not acquired through this lease store`),
       error: withHeld("foreign", (held) =>
         Effect.gen(function* () {
           const other = yield* anotherLease

@@ -1,6 +1,6 @@
 import { inspect } from "node:util"
 import { assert, describe, it } from "@effect/vitest"
-import { LeaseObserver } from "@leasehold/testing"
+import { RecordingObserver } from "@leasehold/testing"
 import { Cause, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Result, Schedule, Tracer } from "effect"
 import { TestClock } from "effect/testing"
 import { Lease, LeaseError, LeaseStore, LeaseToken, TokenSource } from "leasehold"
@@ -60,7 +60,8 @@ describe("Lease auto-renew (memory store, TestClock)", () => {
         const exit = yield* Fiber.await(fiber)
         const reason = reasonOf(failureOf(exit))
         assert.strictEqual(reason._tag, "LeaseLost")
-        assert.strictEqual(reason._tag === "LeaseLost" && reason.reason, "store-unavailable")
+        assert.strictEqual(reason._tag === "LeaseLost" && reason.because, "store-unavailable")
+        assert.include(reason.message, "no renew was confirmed before the lease's local validity deadline")
         assert.strictEqual(
           yield* Deferred.await(storeTtlLeftAtInterrupt),
           15,
@@ -81,7 +82,7 @@ describe("Lease auto-renew (memory store, TestClock)", () => {
       assert.strictEqual(thief._tag, "Acquired")
       yield* TestClock.adjust(99)
       const reason = reasonOf(failureOf(yield* Fiber.await(fiber)))
-      assert.strictEqual(reason._tag === "LeaseLost" && reason.reason, "stolen")
+      assert.strictEqual(reason._tag === "LeaseLost" && reason.because, "stolen")
       assert.strictEqual(reason._tag === "LeaseLost" && reason.fence, 1n)
       assert.isTrue(thief._tag === "Acquired" && (yield* Lease.checkOwnership(thief.lease)), "the thief keeps it")
     }).pipe(Effect.provide(layer))
@@ -96,10 +97,10 @@ describe("Lease auto-renew (memory store, TestClock)", () => {
       assert.isTrue(yield* store.release("gone" as never, firstToken))
       yield* TestClock.adjust(99)
       const reason = reasonOf(failureOf(yield* Fiber.await(fiber)))
-      assert.strictEqual(reason._tag === "LeaseLost" && reason.reason, "expired")
-      const recorder = yield* LeaseObserver.Recorder
+      assert.strictEqual(reason._tag === "LeaseLost" && reason.because, "expired")
+      const recorder = yield* RecordingObserver.Recorder
       const lost = yield* recorder.waitFor((event) => event._tag === "lost")
-      assert.strictEqual(lost._tag === "lost" && lost.reason, "expired")
+      assert.strictEqual(lost._tag === "lost" && lost.because, "expired")
     }).pipe(Effect.provide(layer))
   })
 
@@ -118,33 +119,33 @@ describe("Lease auto-renew (memory store, TestClock)", () => {
       yield* TestClock.adjust(400)
       assert.strictEqual(yield* Fiber.join(fiber), "kept")
       assert.isTrue(count("renew") >= 4)
-      const events = yield* (yield* LeaseObserver.Recorder).events
+      const events = yield* (yield* RecordingObserver.Recorder).events
       assert.strictEqual(events.filter((e) => e._tag === "renewFailed").length, 3)
       assert.isFalse(events.some((e) => e._tag === "lost"))
     }).pipe(Effect.provide(layer))
   })
 
-  it.effect("scoped: a lost lease interrupts the fiber that acquired it and exposes the reason", () => {
+  it.effect("hold: a lost lease interrupts the fiber that acquired it and exposes the reason", () => {
     const { layer } = makeTestLease()
     return Effect.gen(function* () {
       const active = yield* Deferred.make<Lease.Active>()
       const fiber = yield* Effect.forkChild(
         Effect.scoped(
           Effect.gen(function* () {
-            yield* Deferred.succeed(active, yield* Lease.scoped("scoped", 300))
+            yield* Deferred.succeed(active, yield* Lease.hold("held", 300))
             return yield* Effect.never
           })
         )
       )
       const held = yield* Deferred.await(active)
       const store = yield* LeaseStore.LeaseStore
-      yield* store.release("scoped" as never, firstToken)
+      yield* store.release("held" as never, firstToken)
       yield* TestClock.adjust(100)
       const exit = yield* Fiber.await(fiber)
       assert.isTrue(Exit.hasInterrupts(exit))
       const lost = yield* held.lost
-      assert.strictEqual(lost.reason, "expired")
-      assert.strictEqual(lost.key, "scoped")
+      assert.strictEqual(lost.because, "expired")
+      assert.strictEqual(lost.key, "held")
     }).pipe(Effect.provide(layer))
   })
 })
@@ -170,7 +171,9 @@ describe("Lease after a stall of the whole process (memory store, real clock)", 
       )
       assert.deepStrictEqual(steps, ["before the stall"])
       const reason = reasonOf(failureOf(exit))
-      assert.strictEqual(reason._tag, "LeaseLost")
+      // The same condition as the renewer's missed deadline, reported the same way.
+      assert.strictEqual(reason._tag === "LeaseLost" && reason.because, "store-unavailable")
+      assert.include(reason.message, "no renew was confirmed before the lease's local validity deadline")
     }).pipe(Effect.provide(layer))
   })
 })
@@ -236,7 +239,7 @@ describe("Lease renewals of many leases (memory store, TestClock)", () => {
       )
       yield* TestClock.adjust(300)
       const reason = reasonOf(failureOf(yield* Fiber.await(stuck)))
-      assert.strictEqual(reason._tag === "LeaseLost" && reason.reason, "store-unavailable")
+      assert.strictEqual(reason._tag === "LeaseLost" && reason.because, "store-unavailable")
       yield* TestClock.adjust(1_700)
       assert.strictEqual(yield* Fiber.join(fine), "kept")
     }).pipe(Effect.provide(layer))
@@ -270,7 +273,7 @@ describe("Lease scope and interruption (memory store, TestClock)", () => {
       assert.strictEqual(yield* Lease.withLease("release-fails", 300, Effect.succeed(42)), 42)
       const failed = yield* Effect.flip(Lease.withLease("release-fails-2", 300, Effect.fail("boom" as const)))
       assert.strictEqual(failed, "boom")
-      const events = yield* (yield* LeaseObserver.Recorder).events
+      const events = yield* (yield* RecordingObserver.Recorder).events
       assert.strictEqual(events.filter((e) => e._tag === "releaseFailed").length, 2)
     }).pipe(Effect.provide(layer))
   })
@@ -297,7 +300,7 @@ describe("Lease scope and interruption (memory store, TestClock)", () => {
     return Effect.gen(function* () {
       const holder = yield* Lease.acquire("queue", "10 seconds", { owner: { id: "holder" } })
       const waiter = yield* Effect.forkChild(Lease.withLease("queue", 300, Effect.never, { wait: "5 seconds" }))
-      const recorder = yield* LeaseObserver.Recorder
+      const recorder = yield* RecordingObserver.Recorder
       yield* recorder.waitFor((event) => event._tag === "contended")
       yield* TestClock.adjust(100)
       yield* Fiber.interrupt(waiter)
@@ -541,7 +544,7 @@ describe("Lease input validation", () => {
 })
 
 describe("Lease tracing", () => {
-  it.effect("scoped and inspect have spans; acquire and release (one round trip each) do not", () => {
+  it.effect("hold and inspect have spans; acquire and release (one round trip each) do not", () => {
     const { layer } = makeTestLease()
     const names: Array<string> = []
     const tracer = Tracer.make({
@@ -551,11 +554,11 @@ describe("Lease tracing", () => {
       }
     })
     return Effect.gen(function* () {
-      yield* Effect.scoped(Lease.scoped("traced", "10 seconds"))
+      yield* Effect.scoped(Lease.hold("traced", "10 seconds"))
       yield* Lease.inspect("traced")
       const attempt = yield* Lease.acquire("traced-2", "10 seconds")
       if (attempt._tag === "Acquired") yield* Lease.release(attempt.lease)
-      assert.deepStrictEqual(names, ["Lease.scoped", "Lease.inspect"])
+      assert.deepStrictEqual(names, ["Lease.hold", "Lease.inspect"])
     }).pipe(Effect.withTracer(tracer), Effect.provide(layer))
   })
 })
@@ -565,7 +568,7 @@ describe("Lease printing", () => {
     const { layer } = makeTestLease()
     return Effect.scoped(
       Effect.gen(function* () {
-        const active = yield* Lease.scoped("printed", "10 seconds", { owner: { id: "worker-1" } })
+        const active = yield* Lease.hold("printed", "10 seconds", { owner: { id: "worker-1" } })
         const handle = yield* active.current
         for (const printed of [JSON.stringify(handle), inspect(handle), JSON.stringify(active), inspect(active)]) {
           assert.notInclude(printed, handle.token)

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { TokenSource } from "@leasehold/testing"
+import { SequenceTokens } from "@leasehold/testing"
 import { Effect, Fiber, Layer, Logger, References } from "effect"
 import { TestClock } from "effect/testing"
 import { Lease, LeaseObserver, LeaseStore } from "leasehold"
@@ -21,7 +21,7 @@ describe("LeaseObserver.layerLog", () => {
       })
     })
     const layer = Layer.fresh(Lease.layer).pipe(
-      Layer.provide([LeaseStore.layerMemory, LeaseObserver.layerLog, TokenSource.layerSequence("secret-token-")]),
+      Layer.provide([LeaseStore.layerMemory, LeaseObserver.layerLog, SequenceTokens.layer("secret-token-")]),
       Layer.provideMerge(Logger.layer([capture]))
     )
     return Effect.gen(function* () {

@@ -205,7 +205,8 @@ layer(TestLayer, { excludeTestServices: true })("Redis store", (it) => {
         const key = freshKey("announce")
         const messages = yield* redis.subscribe(LeaseStore.releaseChannel("lease:"))
         const lease = acquired(yield* Lease.acquire(key, "10 seconds"))
-        assert.isFalse(yield* Lease.release(new Lease.Handle({ ...lease, token: "not-the-owner-token" as never })))
+        const store = yield* LeaseStore.LeaseStore
+        assert.isFalse(yield* store.release(lease.key, "not-the-owner-token" as never))
         assert.isTrue(yield* Lease.release(lease))
         const message = yield* Queue.take(messages).pipe(Effect.timeout("5 seconds"))
         assert.deepStrictEqual(message, { channel: "lease:released", message: `${lease.fence}:${key}` })
@@ -272,7 +273,7 @@ describe.skipIf(process.env.REDIS_URL !== undefined)("Redis store when Redis fai
           ).pipe(Effect.provideService(Lease.Lease, lease))
         )
         const reason = reasonOf(Option.getOrThrow(Exit.findErrorOption(exit)))
-        assert.strictEqual(reason._tag === "LeaseLost" && reason.reason, "store-unavailable")
+        assert.strictEqual(reason._tag === "LeaseLost" && reason.because, "store-unavailable")
         const heldFor = (yield* Deferred.await(interruptedAt)) - startedAt
         assert.isTrue(heldFor < 300, `interrupted ${heldFor} ms after the acquire was sent, Redis expires it at >= 300`)
         assert.isTrue(heldFor >= 280, `interrupted at ${heldFor} ms, not long before the renew deadline (285 ms)`)

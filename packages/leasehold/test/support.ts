@@ -1,4 +1,4 @@
-import { LeaseObserver, TokenSource } from "@leasehold/testing"
+import { RecordingObserver, SequenceTokens } from "@leasehold/testing"
 import * as LeaseStoreContract from "@leasehold/testing/LeaseStoreContract"
 import { Effect, Exit, Layer, Option } from "effect"
 import { Lease, LeaseError, LeaseStore } from "leasehold"
@@ -56,8 +56,8 @@ export const makeTestLease = (faults: Faults = () => ({})) => {
   // Layer.fresh: Lease.layer is one object, and a memo map would otherwise share one build between test layers.
   const layer = Layer.fresh(Lease.layer).pipe(
     Layer.provideMerge(store),
-    Layer.provideMerge(LeaseObserver.layerRecording),
-    Layer.provide(TokenSource.layerSequence())
+    Layer.provideMerge(RecordingObserver.layer),
+    Layer.provide(SequenceTokens.layer())
   )
   const count = (op: StoreCall["op"]) => calls.filter((call) => call.op === op).length
   return { layer, calls, count }

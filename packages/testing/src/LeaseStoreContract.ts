@@ -44,8 +44,8 @@ const acquired = (attempt: Lease.LeaseAttempt): Lease.Handle => {
   return attempt.lease
 }
 
-const forged = (lease: Lease.Handle): Lease.Handle =>
-  new Lease.Handle({ ...lease, token: LeaseToken.make("forged-token-0000000000") })
+/** A token that never holds anything: what a caller who guessed wrong would send to the store. */
+const forgedToken = LeaseToken.make("forged-token-0000000000")
 
 const reasonOf = (error: LeaseError.LeaseError): string => error.reason._tag
 
@@ -91,10 +91,11 @@ export const run = <E>(name: string, storeLayer: Layer.Layer<LeaseStore.LeaseSto
 
     it.effect("only the owner's token releases, and release is idempotent", () =>
       Effect.gen(function* () {
+        const store = yield* LeaseStore.LeaseStore
         const key = freshKey("release")
         const lease = acquired(yield* Lease.acquire(key, "10 seconds"))
-        assert.isFalse(yield* Lease.release(forged(lease)))
-        assert.isFalse(yield* Lease.checkOwnership(forged(lease)))
+        assert.isFalse(yield* store.release(lease.key, forgedToken))
+        assert.isFalse(yield* store.isHeld(lease.key, forgedToken))
         assert.isTrue(yield* Lease.checkOwnership(lease))
         assert.isTrue(Option.isSome(yield* Lease.inspect(key)))
         assert.isTrue(yield* Lease.release(lease))
@@ -121,6 +122,7 @@ export const run = <E>(name: string, storeLayer: Layer.Layer<LeaseStore.LeaseSto
 
     it.effect("renew sets a new TTL in the store and moves the local deadline", () =>
       Effect.gen(function* () {
+        const store = yield* LeaseStore.LeaseStore
         const key = freshKey("renew")
         const lease = acquired(yield* Lease.acquire(key, "2 seconds"))
         const renewed = Option.getOrThrow(yield* Lease.renew(lease, "20 seconds"))
@@ -128,8 +130,8 @@ export const run = <E>(name: string, storeLayer: Layer.Layer<LeaseStore.LeaseSto
         assert.isTrue(renewed.validUntil > lease.validUntil)
         const remaining = Duration.toMillis(Option.getOrThrow(yield* Lease.inspect(key)).remaining)
         assert.isTrue(remaining > 19_000, `remaining ${remaining} ms`)
-        assert.isFalse(yield* Lease.release(forged(renewed)))
-        assert.isTrue(Option.isNone(yield* Lease.renew(forged(renewed))))
+        assert.isFalse(yield* store.release(renewed.key, forgedToken))
+        assert.strictEqual(yield* store.renew(renewed.key, forgedToken, 20_000), "stolen")
       })
     )
 
@@ -159,7 +161,7 @@ export const run = <E>(name: string, storeLayer: Layer.Layer<LeaseStore.LeaseSto
         const gone = freshKey("many-gone")
         const replies = yield* store.renewMany([
           { key: held.key, token: held.token, ttlMillis: 20_000 },
-          { key: taken.key, token: forged(taken).token, ttlMillis: 20_000 },
+          { key: taken.key, token: forgedToken, ttlMillis: 20_000 },
           { key: gone as never, token: held.token, ttlMillis: 20_000 }
         ])
         assert.deepStrictEqual(replies, ["renewed", "stolen", "expired"])
@@ -196,7 +198,7 @@ export const run = <E>(name: string, storeLayer: Layer.Layer<LeaseStore.LeaseSto
           assert.isTrue(watch.healthy())
           const key = freshKey("announce")
           const lease = acquired(yield* Lease.acquire(key, "10 seconds"))
-          assert.isFalse(yield* Lease.release(forged(lease)))
+          assert.isFalse(yield* store.release(lease.key, forgedToken))
           assert.isTrue(yield* Lease.release(lease))
           const expiring = freshKey("announce-expiry")
           acquired(yield* Lease.acquire(expiring, 100))
@@ -231,10 +233,10 @@ export const run = <E>(name: string, storeLayer: Layer.Layer<LeaseStore.LeaseSto
   })
 
 /**
- * The suite's helpers, for store tests of their own: unique keys, unwrapping `Acquired`, a handle with a forged
- * token.
+ * The suite's helpers, for store tests of their own: unique keys, unwrapping `Acquired`, a token that holds nothing
+ * (for the store's own operations: leasehold refuses a hand-made handle before it reaches the store).
  *
  * @category helpers
  * @since 0.1.0
  */
-export const helpers = { freshKey, acquired, forged }
+export const helpers = { freshKey, acquired, forgedToken }

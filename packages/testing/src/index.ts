@@ -1,6 +1,7 @@
 /**
- * Test kit for leasehold: a real redis-server per test file, deterministic tokens, a recording observer and the
- * in-memory store. The store contract suite is at `@leasehold/testing/LeaseStoreContract` (it needs vitest).
+ * Test kit for leasehold: a real redis-server per test file, deterministic tokens and a recording observer (the
+ * in-memory store is leasehold's own `LeaseStore.layerMemory`). The store contract suite is at
+ * `@leasehold/testing/LeaseStoreContract` (it needs vitest).
  *
  * @since 0.1.0
  */
@@ -8,16 +9,14 @@
 /** @since 0.1.0 */
 export * as ChildProcesses from "./ChildProcesses.ts"
 /** @since 0.1.0 */
-export * as LeaseObserver from "./LeaseObserver.ts"
-/** @since 0.1.0 */
-export * as LeaseStore from "./LeaseStore.ts"
+export * as RecordingObserver from "./RecordingObserver.ts"
 /** @since 0.1.0 */
 export * as RedisFaults from "./RedisFaults.ts"
 /** @since 0.1.0 */
 export * as RedisTestServer from "./RedisTestServer.ts"
 /** @since 0.1.0 */
+export * as SequenceTokens from "./SequenceTokens.ts"
+/** @since 0.1.0 */
 export * as Stall from "./Stall.ts"
 /** @since 0.1.0 */
 export * as TcpProxy from "./TcpProxy.ts"
-/** @since 0.1.0 */
-export * as TokenSource from "./TokenSource.ts"

@@ -1,5 +1,5 @@
 /**
- * leasehold through its public API: `Lease.acquire`/`Lease.release`, `Lease.withLease`, and `Lease.scoped` for
+ * leasehold through its public API: `Lease.acquire`/`Lease.release`, `Lease.withLease`, and `Lease.hold` for
  * held leases, over `LeaseStore.layerRedis()` and `NodeRedis.layer({ url, disableOfflineQueue: true })`. Each call
  * runs on one `ManagedRuntime`, as a Promise-based application would call it.
  *
@@ -33,7 +33,7 @@ export const make = async ({ url, ttlMillis }: SubjectOptions): Promise<Subject>
 
   const hold = Effect.fnUntraced(function* (key: string, holdTtlMillis: number) {
     const scope = yield* Scope.make()
-    const active = yield* Lease.scoped(key, holdTtlMillis).pipe(
+    const active = yield* Lease.hold(key, holdTtlMillis).pipe(
       Scope.provide(scope),
       Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause)))
     )

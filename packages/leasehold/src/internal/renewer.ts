@@ -2,13 +2,13 @@ import { Cause, Deferred, Duration, Effect, Result, type Scope } from "effect"
 import * as LeaseError from "../LeaseError.ts"
 import type * as LeaseStore from "../LeaseStore.ts"
 import { monotonicMillis } from "./clock.ts"
-import { driftMillis, Handle, reactionMillis } from "./handle.ts"
+import { driftMillis, type Handle, makeHandle, reactionMillis } from "./handle.ts"
 
 /** What the renewer reports to: the observer's callbacks, already made unable to fail. */
 export interface RenewalEvents {
   readonly renewed: ((lease: Handle) => Effect.Effect<void>) | undefined
   readonly renewFailed: (lease: Handle, error: LeaseError.LeaseError) => Effect.Effect<void>
-  readonly lost: (lease: Handle, reason: LeaseError.LostBecause) => Effect.Effect<void>
+  readonly lost: (lease: Handle, because: LeaseError.LostBecause) => Effect.Effect<void>
 }
 
 /** One auto-renewed lease, as the renewer keeps it; `lease` is the handle as of its latest renew. */
@@ -54,14 +54,14 @@ export const make = (store: LeaseStore.LeaseStore, events: RenewalEvents, layerS
 
   const wake = () => Deferred.doneUnsafe(alarm, Effect.void)
 
-  const lose = (renewal: Renewal, reason: LeaseError.LostBecause) =>
+  const lose = (renewal: Renewal, because: LeaseError.LostBecause) =>
     Effect.gen(function* () {
       renewals.delete(renewal)
       if (renewal.stopped) return
       renewal.stopped = true
-      yield* events.lost(renewal.lease, reason)
+      yield* events.lost(renewal.lease, because)
       const lease = renewal.lease
-      yield* Deferred.succeed(renewal.lost, new LeaseError.LeaseLost({ key: lease.key, reason, fence: lease.fence }))
+      yield* Deferred.succeed(renewal.lost, new LeaseError.LeaseLost({ key: lease.key, because, fence: lease.fence }))
       yield* renewal.onLost
     })
 
@@ -97,7 +97,7 @@ export const make = (store: LeaseStore.LeaseStore, events: RenewalEvents, layerS
             yield* lose(renewal, reply)
             continue
           }
-          renewal.lease = new Handle({ ...renewal.lease, validUntil: t0 + renewal.margin })
+          renewal.lease = makeHandle({ ...renewal.lease, validUntil: t0 + renewal.margin })
           renewal.failures = 0
           renewal.nextAt = t0 + renewal.intervalMillis
           if (events.renewed !== undefined) yield* events.renewed(renewal.lease)

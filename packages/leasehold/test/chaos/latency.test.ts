@@ -96,7 +96,7 @@ describe.skipIf(!RedisTestServer.hasServerBinary())("chaos: a slow Redis (latenc
             assert.strictEqual(reason._tag, "LeaseLost")
             // The renewer gives up at the deadline (store-unavailable); ensureValid refuses the next step 10 ms later
             // (expired), should the renewer's timer come late.
-            if (reason._tag === "LeaseLost") assert.include(["store-unavailable", "expired"], reason.reason)
+            if (reason._tag === "LeaseLost") assert.include(["store-unavailable", "expired"], reason.because)
             assert.isTrue(everyStepHeld(log), "no step ran without the lease held in Redis")
           })
         )

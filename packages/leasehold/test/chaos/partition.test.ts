@@ -2,6 +2,7 @@ import { assert, describe, layer } from "@effect/vitest"
 import { RedisFaults, RedisTestServer, TcpProxy } from "@leasehold/testing"
 import { Deferred, Effect, Fiber, Option } from "effect"
 import { Lease } from "leasehold"
+import { reactionMillis } from "../../src/internal/handle.ts"
 import * as FencedResource from "./FencedResource.ts"
 import { freshKey, leaseClient, leaseRedisKey, nowMillis, reasonOf } from "./support.ts"
 
@@ -78,11 +79,11 @@ describe.skipIf(!RedisTestServer.hasServerBinary())("chaos: a partition between 
             const reasonA = reasonOf(exitA)
             assert.strictEqual(reasonA._tag, "LeaseLost")
             if (reasonA._tag === "LeaseLost") {
-              assert.strictEqual(reasonA.reason, "store-unavailable")
+              assert.strictEqual(reasonA.because, "store-unavailable")
               assert.strictEqual(reasonA.fence, leaseA.fence)
             }
             const stoppedAt = yield* Deferred.await(interruptedAt)
-            const deadline = validUntil - Lease.reactionMillis(TTL)
+            const deadline = validUntil - reactionMillis(TTL)
             assert.isAtLeast(stoppedAt, deadline - 5, "not lost before its deadline")
             assert.isBelow(stoppedAt, validUntil, "interrupted by the local validity deadline")
             assert.isBelow(

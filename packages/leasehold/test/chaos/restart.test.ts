@@ -58,17 +58,17 @@ describe.skipIf(!RedisTestServer.hasServerBinary())("chaos: Redis restarted with
             yield* proxy.heal
 
             const reasonA = reasonOf(yield* Fiber.await(holderA).pipe(Effect.timeout("10 seconds")))
-            assert.deepStrictEqual(reasonA._tag === "LeaseLost" && { reason: reasonA.reason, fence: reasonA.fence }, {
-              reason: "stolen",
+            assert.deepStrictEqual(reasonA._tag === "LeaseLost" && { because: reasonA.because, fence: reasonA.fence }, {
+              because: "stolen",
               fence: 3n
             })
             const reasonC = reasonOf(yield* Fiber.await(holderC).pipe(Effect.timeout("10 seconds")))
-            assert.strictEqual(reasonC._tag === "LeaseLost" && reasonC.reason, "expired")
+            assert.strictEqual(reasonC._tag === "LeaseLost" && reasonC.because, "expired")
 
             assert.isTrue(Option.isNone(yield* renewOnceReconnected(c, manualKept)), "a manual renew: not held")
             assert.isTrue(Option.isNone(yield* renewOnceReconnected(c, manualTaken)))
             const lostManual = (yield* c.recorder.events).flatMap((event) =>
-              event._tag === "lost" ? [`${event.lease.key}:${event.reason}`] : []
+              event._tag === "lost" ? [`${event.lease.key}:${event.because}`] : []
             )
             assert.includeMembers(lostManual, [
               `${keys.expired}:expired`,

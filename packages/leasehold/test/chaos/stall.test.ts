@@ -71,7 +71,7 @@ describe.skipIf(!RedisTestServer.hasServerBinary())("chaos: the holder's process
             assert.isAtLeast(window.blocked, STALL, "the event loop was blocked for the whole stall")
             const reason = reasonOf(exit)
             assert.strictEqual(reason._tag, "LeaseLost")
-            if (reason._tag === "LeaseLost") assert.include(["expired", "store-unavailable"], reason.reason)
+            if (reason._tag === "LeaseLost") assert.include(["expired", "store-unavailable"], reason.because)
 
             const record = (yield* other.waitFor(isLease)) as LeaseRecord
             assert.strictEqual(record.outcome, "completed")
@@ -120,7 +120,7 @@ describe.skipIf(!RedisTestServer.hasServerBinary())("chaos: the holder's process
               )
             )
             const reason = reasonOf(exit)
-            assert.strictEqual(reason._tag === "LeaseLost" && reason.reason, "store-unavailable")
+            assert.strictEqual(reason._tag === "LeaseLost" && reason.because, "store-unavailable")
             assert.isFalse(Exit.isSuccess(exit))
 
             const record = (yield* other.waitFor(isLease)) as LeaseRecord

@@ -1,4 +1,4 @@
-import { LeaseObserver, RedisTestServer } from "@leasehold/testing"
+import { RecordingObserver, RedisTestServer } from "@leasehold/testing"
 import { Context, Effect, Exit, Layer, Option, References } from "effect"
 import * as Redis from "effect/persistence/Redis"
 import { Lease, LeaseError, LeaseStore } from "leasehold"
@@ -6,7 +6,7 @@ import { Lease, LeaseError, LeaseStore } from "leasehold"
 /** One process's view of leasehold: its own client, Redis store, `Lease` service and recording observer. */
 export interface LeaseClient {
   readonly lease: Lease.Lease["Service"]
-  readonly recorder: LeaseObserver.Recorder["Service"]
+  readonly recorder: RecordingObserver.Recorder["Service"]
   readonly redis: Redis.Redis["Service"]
   readonly run: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, Exclude<R, Lease.Lease>>
 }
@@ -17,7 +17,7 @@ export const leaseClient = (url: string, options?: LeaseStore.RedisOptions) =>
     const client = yield* RedisTestServer.connectDisposable(url)
     const context = yield* Layer.build(
       Layer.fresh(Lease.layer).pipe(
-        Layer.provideMerge(Layer.fresh(LeaseObserver.layerRecording)),
+        Layer.provideMerge(Layer.fresh(RecordingObserver.layer)),
         Layer.provide(LeaseStore.layerRedis(options)),
         Layer.provide(Layer.succeedContext(client))
       )
@@ -25,7 +25,7 @@ export const leaseClient = (url: string, options?: LeaseStore.RedisOptions) =>
     const lease = Context.get(context, Lease.Lease)
     return {
       lease,
-      recorder: Context.get(context, LeaseObserver.Recorder),
+      recorder: Context.get(context, RecordingObserver.Recorder),
       redis: Context.get(client, Redis.Redis),
       run: (effect) => Effect.provideService(effect, Lease.Lease, lease)
     } satisfies LeaseClient

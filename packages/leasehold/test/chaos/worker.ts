@@ -48,7 +48,7 @@ const outcomeOf = (exit: Exit.Exit<unknown, LeaseError.LeaseError | Redis.RedisE
   if (Option.isNone(error)) return Cause.hasInterrupts(exit.cause) ? "interrupted" : "error"
   if (!LeaseError.isLeaseError(error.value)) return "error"
   const reason = error.value.reason
-  if (reason._tag === "LeaseLost") return `lost:${reason.reason}`
+  if (reason._tag === "LeaseLost") return `lost:${reason.because}`
   if (reason._tag === "AcquireTimeout") return "acquire-timeout"
   if (reason._tag === "StoreUnavailable") return "store-unavailable"
   return "error"

@@ -4,7 +4,7 @@
  * (the TestClock does not move during an operation, so no answer is ambiguous). Replay: see ops.ts.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { TokenSource as TestTokens } from "@leasehold/testing"
+import { SequenceTokens } from "@leasehold/testing"
 import { Clock, Effect } from "effect"
 import { TestClock } from "effect/testing"
 import fc from "fast-check"
@@ -21,7 +21,7 @@ const runOnMemory = (sequence: ReadonlyArray<import("./ops.ts").Op>, stats: Stat
         (i) =>
           Lease.make.pipe(
             Effect.provideService(LeaseStore.LeaseStore, store),
-            Effect.provideService(TokenSource.TokenSource, TestTokens.sequence(`client${i}-token-`))
+            Effect.provideService(TokenSource.TokenSource, SequenceTokens.make(`client${i}-token-`))
           )
       )
       yield* run(

@@ -19,7 +19,7 @@
  */
 import { NodeRedis } from "@effect/platform-node"
 import { assert, layer } from "@effect/vitest"
-import { RedisTestServer, TokenSource as TestTokens } from "@leasehold/testing"
+import { RedisTestServer, SequenceTokens } from "@leasehold/testing"
 import { Effect, Layer } from "effect"
 import fc from "fast-check"
 import { Lease, LeaseStore, TokenSource } from "leasehold"
@@ -51,7 +51,7 @@ layer(RedisTestServer.layer, { excludeTestServices: true })("model-based: Redis 
               const clients = yield* Effect.forEach(connections, (connection, i) =>
                 LeaseStore.makeRedis({ prefix }).pipe(
                   Effect.flatMap((store) => Lease.make.pipe(Effect.provideService(LeaseStore.LeaseStore, store))),
-                  Effect.provideService(TokenSource.TokenSource, TestTokens.sequence(`client${i}-run${runs}-`)),
+                  Effect.provideService(TokenSource.TokenSource, SequenceTokens.make(`client${i}-run${runs}-`)),
                   Effect.provide(connection)
                 )
               )

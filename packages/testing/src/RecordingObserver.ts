@@ -4,11 +4,11 @@
  * ```ts
  * import { Effect, Layer } from "effect"
  * import { Lease, LeaseStore } from "leasehold"
- * import { LeaseObserver } from "@leasehold/testing"
+ * import { RecordingObserver } from "@leasehold/testing"
  *
- * const TestLease = Lease.layer.pipe(Layer.provide(LeaseStore.layerMemory), Layer.provideMerge(LeaseObserver.layerRecording))
+ * const TestLease = Lease.layer.pipe(Layer.provide(LeaseStore.layerMemory), Layer.provideMerge(RecordingObserver.layer))
  * const program = Effect.gen(function* () {
- *   const recorder = yield* LeaseObserver.Recorder
+ *   const recorder = yield* RecordingObserver.Recorder
  *   const lost = yield* recorder.waitFor((event) => event._tag === "lost")
  * })
  * ```
@@ -29,7 +29,7 @@ export type ObservedEvent =
   | { readonly _tag: "contended"; readonly contention: LeaseObserver.Contention }
   | { readonly _tag: "renewed"; readonly lease: LeaseObserver.LeaseInfo }
   | { readonly _tag: "renewFailed"; readonly lease: LeaseObserver.LeaseInfo; readonly error: LeaseError.LeaseError }
-  | { readonly _tag: "lost"; readonly lease: LeaseObserver.LeaseInfo; readonly reason: LeaseError.LostBecause }
+  | { readonly _tag: "lost"; readonly lease: LeaseObserver.LeaseInfo; readonly because: LeaseError.LostBecause }
   | { readonly _tag: "released"; readonly lease: LeaseObserver.LeaseInfo; readonly wasHeld: boolean }
   | { readonly _tag: "releaseFailed"; readonly lease: LeaseObserver.LeaseInfo; readonly error: LeaseError.LeaseError }
 
@@ -56,7 +56,7 @@ export class Recorder extends Context.Service<
  * @category constructors
  * @since 0.1.0
  */
-export const makeRecording: Effect.Effect<Recorder["Service"]> = Effect.sync(() => {
+export const make: Effect.Effect<Recorder["Service"]> = Effect.sync(() => {
   const seen: Array<ObservedEvent> = []
   const waiters = new Set<{
     readonly predicate: (event: ObservedEvent) => boolean
@@ -77,7 +77,7 @@ export const makeRecording: Effect.Effect<Recorder["Service"]> = Effect.sync(() 
     contended: (contention) => record({ _tag: "contended", contention }),
     renewed: (lease) => record({ _tag: "renewed", lease }),
     renewFailed: (lease, error) => record({ _tag: "renewFailed", lease, error }),
-    lost: (lease, reason) => record({ _tag: "lost", lease, reason }),
+    lost: (lease, because) => record({ _tag: "lost", lease, because }),
     released: (lease, wasHeld) => record({ _tag: "released", lease, wasHeld }),
     releaseFailed: (lease, error) => record({ _tag: "releaseFailed", lease, error })
   }
@@ -100,8 +100,8 @@ export const makeRecording: Effect.Effect<Recorder["Service"]> = Effect.sync(() 
  * @category layers
  * @since 0.1.0
  */
-export const layerRecording: Layer.Layer<Recorder> = Layer.effectContext(
-  Effect.map(makeRecording, (recorder) =>
+export const layer: Layer.Layer<Recorder> = Layer.effectContext(
+  Effect.map(make, (recorder) =>
     Context.make(Recorder, recorder).pipe(Context.add(LeaseObserver.LeaseObserver, recorder.observer))
   )
 )

@@ -5,9 +5,9 @@
  * ```ts
  * import { Layer } from "effect"
  * import { Lease, LeaseStore } from "leasehold"
- * import { TokenSource } from "@leasehold/testing"
+ * import { SequenceTokens } from "@leasehold/testing"
  *
- * const TestLease = Lease.layer.pipe(Layer.provide([LeaseStore.layerMemory, TokenSource.layerSequence()]))
+ * const TestLease = Lease.layer.pipe(Layer.provide([LeaseStore.layerMemory, SequenceTokens.layer()]))
  * ```
  *
  * @since 0.1.0
@@ -21,7 +21,7 @@ import { type LeaseToken, TokenSource } from "leasehold"
  * @category constructors
  * @since 0.1.0
  */
-export const sequence = (prefix = "test-token-"): TokenSource.TokenSource => {
+export const make = (prefix = "test-token-"): TokenSource.TokenSource => {
   let next = 0
   return TokenSource.fromEffect(
     Effect.sync(() => `${prefix}${String(++next).padStart(6, "0")}` as LeaseToken.LeaseToken)
@@ -29,9 +29,9 @@ export const sequence = (prefix = "test-token-"): TokenSource.TokenSource => {
 }
 
 /**
- * Provides a fresh `sequence` token source to `Lease.layer`.
+ * Provides a fresh `make` token source to `Lease.layer` (a new count for each layer built).
  *
  * @category layers
  * @since 0.1.0
  */
-export const layerSequence = (prefix?: string) => Layer.sync(TokenSource.TokenSource, () => sequence(prefix))
+export const layer = (prefix?: string) => Layer.sync(TokenSource.TokenSource, () => make(prefix))
