@@ -1,0 +1,142 @@
+/**
+ * The layers behind the Promise facade (`leasehold/promise`): `Lease.layer` over the Redis store over a node-redis
+ * client of its own (`NodeRedis` from `@effect/platform-node`, loaded only when a Redis is asked for, so the memory
+ * store needs neither it nor `redis`), or over the memory store; and what a failed connect rejects with.
+ */
+import type * as NodeRedisModule from "@effect/platform-node/NodeRedis"
+import { Context, Duration, Layer, type LogLevel, Option, Redacted, References } from "effect"
+import * as Redis from "effect/persistence/Redis"
+import * as Lease from "../Lease.ts"
+import * as LeaseError from "../LeaseError.ts"
+import * as LeaseStore from "../LeaseStore.ts"
+
+/** The options of a Redis connection, as `connect` takes them (see `RedisConnectOptions` in `promise.ts`). */
+export interface RedisPlanOptions {
+  readonly url: string
+  readonly username?: string | undefined
+  readonly password?: string | Redacted.Redacted<string> | undefined
+  readonly prefix?: string | undefined
+  readonly commandTimeout?: Duration.Input | undefined
+  readonly batchRenewals?: boolean | undefined
+  readonly logLevel?: LogLevel.LogLevel | undefined
+}
+
+/** What `connect` builds and how it shuts it down. */
+export interface Plan {
+  readonly layer: Layer.Layer<Lease.Lease, unknown>
+  /** Where the store is, for messages: `host:port`, never credentials. */
+  readonly address: string
+  /** How long a graceful close may take before the client is destroyed. */
+  readonly closeBoundMillis: number
+  /** Ends the client's connections at once, rejecting what they still wait for (nothing for memory). */
+  readonly forceClose: (context: Context.Context<never>) => void
+  /** The rejection of a connect whose layer failed to build with `error`. */
+  readonly connectFailed: (error: unknown) => unknown
+}
+
+/** Room past the command timeout for a graceful close: the releases of interrupted holds, then the client's close. */
+const closeGraceMillis = 1_000
+
+const invalidUrl = (problem: string) =>
+  LeaseError.make(new LeaseError.InvalidOption({ option: "url", problem: `${problem} (e.g. redis://127.0.0.1:6379)` }))
+
+/** `layer` with `level` as the lowest log level, both while it is built and in the operations run over it. */
+const withLogLevel = <A, E>(layer: Layer.Layer<A, E>, level: LogLevel.LogLevel | undefined): Layer.Layer<A, E> =>
+  level === undefined
+    ? layer
+    : (Layer.provideMerge(layer, Layer.succeed(References.MinimumLogLevel, level)) as Layer.Layer<A, E>)
+
+/** The memory store: one process, nothing to connect to. */
+export const memoryPlan = (logLevel: LogLevel.LogLevel | undefined): Plan => ({
+  layer: withLogLevel(Lease.layer.pipe(Layer.provide(LeaseStore.layerMemory)), logLevel),
+  address: "memory",
+  closeBoundMillis: closeGraceMillis,
+  forceClose: () => {},
+  connectFailed: (error) => error
+})
+
+/**
+ * The Redis store over a node-redis client of its own. Fails (rejects) with `InvalidOption` for a URL that is not
+ * `redis://` or `rediss://`, or `InvalidTtl` for a bad `commandTimeout`; neither message holds the URL, which may
+ * hold a password.
+ */
+export const redisPlan = async (options: RedisPlanOptions): Promise<Plan> => {
+  if (typeof options.url !== "string" || !URL.canParse(options.url)) throw invalidUrl("is not a valid URL")
+  const url = new URL(options.url)
+  if (url.protocol !== "redis:" && url.protocol !== "rediss:") throw invalidUrl("is not a redis:// or rediss:// URL")
+  const timeout = Duration.fromInput(options.commandTimeout ?? Duration.seconds(2))
+  if (Option.isNone(timeout) || !Duration.isFinite(timeout.value) || Duration.toMillis(timeout.value) <= 0) {
+    throw LeaseError.make(
+      new LeaseError.InvalidTtl({
+        ttl: String(options.commandTimeout),
+        problem: "the command timeout must be positive"
+      })
+    )
+  }
+  const NodeRedis = await loadNodeRedis()
+  const address = `${url.hostname}:${url.port === "" ? "6379" : url.port}`
+  const password = Redacted.isRedacted(options.password) ? Redacted.value(options.password) : options.password
+  const secrets = [password, decodeURIComponent(url.password)].filter((s): s is string => s !== undefined && s !== "")
+  const client = NodeRedis.layer({
+    url: options.url,
+    ...(options.username === undefined ? {} : { username: options.username }),
+    ...(password === undefined ? {} : { password })
+  })
+  const layer = Lease.layer.pipe(
+    Layer.provide(
+      LeaseStore.layerRedis({
+        prefix: options.prefix,
+        commandTimeout: timeout.value,
+        batchRenewals: options.batchRenewals
+      })
+    ),
+    Layer.provideMerge(client)
+  )
+  return {
+    layer: withLogLevel(layer, options.logLevel),
+    address,
+    closeBoundMillis: Duration.toMillis(timeout.value) + closeGraceMillis,
+    forceClose: (context) => {
+      const nodeRedis = Context.getOption(context as Context.Context<NodeRedisModule.NodeRedis>, NodeRedis.NodeRedis)
+      // Not guarded by `isOpen`: a graceful close has already cleared it while it waits for replies.
+      if (Option.isSome(nodeRedis)) nodeRedis.value.client.destroy()
+    },
+    connectFailed: (error) =>
+      error instanceof Redis.RedisError
+        ? LeaseError.make(
+            new LeaseError.StoreUnavailable({
+              operation: "connect",
+              key: address,
+              cause: new Error(
+                `could not connect to Redis at ${address} (${redact(describe(error.cause), secrets)}); start Redis there or pass the url of one that runs`
+              )
+            })
+          )
+        : error
+  }
+}
+
+/** Loads `@effect/platform-node`'s NodeRedis, with an error that says what to install when it is missing. */
+const loadNodeRedis = async (): Promise<typeof NodeRedisModule> => {
+  try {
+    return await import("@effect/platform-node/NodeRedis")
+  } catch (cause) {
+    throw new Error(
+      "leasehold/promise: connecting to Redis needs the packages @effect/platform-node and redis: npm i @effect/platform-node redis",
+      { cause }
+    )
+  }
+}
+
+/** One line for a connection failure: the error codes or messages, without stacks. */
+const describe = (cause: unknown): string => {
+  if (cause instanceof AggregateError && cause.errors.length > 0) return cause.errors.map(describe).join("; ")
+  if (cause instanceof Error) {
+    const code = (cause as { readonly code?: unknown }).code
+    return cause.message !== "" ? cause.message : typeof code === "string" ? code : cause.name
+  }
+  return String(cause)
+}
+
+const redact = (text: string, secrets: ReadonlyArray<string>): string =>
+  secrets.reduce((redacted, secret) => redacted.split(secret).join("<redacted>"), text)

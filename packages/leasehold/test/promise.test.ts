@@ -1,0 +1,314 @@
+import * as net from "node:net"
+import { RedisFaults, RedisTestServer } from "@leasehold/testing"
+import { Context, Duration, Effect, Exit, Layer, Option, Scope } from "effect"
+import { LeaseStore } from "leasehold"
+import { type Active, connect, LeaseError, type Leases } from "leasehold/promise"
+import { createClient } from "redis"
+import { afterAll, assert, beforeAll, describe, it } from "vitest"
+
+let counter = 0
+/** A key of its own for each test. */
+const freshKey = (label: string) => `promise:${label}:${process.pid}:${++counter}`
+
+/** The reason of a `LeaseError`, asserting that the value is one. */
+const reasonOf = (error: unknown) => {
+  assert.instanceOf(error, LeaseError)
+  return (error as LeaseError).reason
+}
+
+/** What a Promise rejects with; fails the test if it resolves. */
+const rejectionOf = async (promise: Promise<unknown>): Promise<unknown> => {
+  try {
+    await promise
+  } catch (error) {
+    return error
+  }
+  throw new Error("expected a rejection, got a resolution")
+}
+
+/** A port of 127.0.0.1 that nothing listens on. */
+const deadPort = () =>
+  new Promise<number>((resolve) => {
+    const server = net.createServer()
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address() as net.AddressInfo
+      server.close(() => resolve(address.port))
+    })
+  })
+
+/** A Promise with its resolve function (lib ES2023 has no `Promise.withResolvers`). */
+const deferred = <A>() => {
+  let resolve: (value: A) => void = () => {}
+  const promise = new Promise<A>((r) => {
+    resolve = r
+  })
+  return { promise, resolve }
+}
+
+/** Resolves when `signal` is aborted. */
+const aborted = (signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal.aborted) resolve()
+    else signal.addEventListener("abort", () => resolve(), { once: true })
+  })
+
+/** A private redis-server for the file, which tests may pause. */
+const redisServer = () => {
+  const scope = Scope.makeUnsafe()
+  let faults: RedisFaults.RedisFaults["Service"] | undefined
+  beforeAll(async () => {
+    const context = await Effect.runPromise(Layer.buildWithScope(RedisFaults.layer, scope))
+    faults = Context.get(context, RedisFaults.RedisFaults)
+  })
+  afterAll(() => Effect.runPromise(Scope.close(scope, Exit.void)))
+  const server = () => {
+    if (faults === undefined) throw new Error("the Redis server is not started")
+    return faults
+  }
+  return {
+    get url() {
+      return server().url
+    },
+    /** Pauses the server (SIGSTOP) until the returned function is called (or the file ends). */
+    pause: async () => {
+      const pauseScope = Scope.makeUnsafe()
+      await Effect.runPromise(Scope.provide(server().pause, pauseScope))
+      return () => Effect.runPromise(Scope.close(pauseScope, Exit.void))
+    }
+  }
+}
+
+const stores: ReadonlyArray<{ readonly name: string; readonly open: () => Promise<Leases> }> = [
+  { name: "memory", open: () => connect({ memory: true, logLevel: "None" }) }
+]
+
+describe.skipIf(!RedisTestServer.hasServerBinary())("leasehold/promise on Redis", () => {
+  const redis = redisServer()
+
+  describe.each([...stores, { name: "redis", open: () => connect({ url: redis.url, logLevel: "None" }) }])(
+    "$name store",
+    ({ open }) => {
+      let leases: Leases
+      beforeAll(async () => {
+        leases = await open()
+      })
+      afterAll(() => leases.close())
+
+      it("withLease resolves with the callback's value, with a fence that rises with every hold", async () => {
+        const key = freshKey("fence")
+        const seen: Array<Active> = []
+        const first = await leases.withLease(key, 1_000, async (lease) => {
+          seen.push(lease)
+          assert.isFalse(lease.signal.aborted)
+          await lease.ensureValid()
+          return "first"
+        })
+        const second = await leases.withLease(key, "1 second", (lease) => {
+          seen.push(lease)
+          return 2
+        })
+        assert.strictEqual(first, "first")
+        assert.strictEqual(second, 2)
+        assert.strictEqual(seen[0]!.key, key)
+        assert.strictEqual(typeof seen[0]!.fence, "bigint")
+        assert.isAbove(Number(seen[1]!.fence), Number(seen[0]!.fence))
+        assert.isUndefined(await leases.inspect(key), "released after each callback")
+      })
+
+      it("wait: 0 on a held key rejects with a LeaseError whose reason is AcquireTimeout; the callback never runs", async () => {
+        const key = freshKey("busy")
+        const held = await leases.acquire(key, 5_000, { owner: { id: "holder-1" } })
+        assert.strictEqual(held._tag, "Acquired")
+        let ran = false
+        const error = await rejectionOf(
+          leases.withLease(
+            key,
+            1_000,
+            () => {
+              ran = true
+            },
+            { wait: 0 }
+          )
+        )
+        const reason = reasonOf(error)
+        assert.strictEqual(reason._tag, "AcquireTimeout")
+        if (reason._tag === "AcquireTimeout") assert.strictEqual(reason.holder?.id, "holder-1")
+        assert.isFalse(ran)
+        if (held._tag === "Acquired") assert.isTrue(await leases.release(held.lease))
+      })
+
+      it("the callback's own rejection passes through as it was thrown, and the lease is released", async () => {
+        const key = freshKey("throws")
+        const boom = new Error("boom")
+        assert.strictEqual(
+          await rejectionOf(
+            leases.withLease(key, 1_000, async () => {
+              throw boom
+            })
+          ),
+          boom
+        )
+        const notAnError = { code: 42 }
+        assert.strictEqual(
+          await rejectionOf(
+            leases.withLease(key, 1_000, () => {
+              throw notAnError
+            })
+          ),
+          notAnError
+        )
+        assert.isUndefined(await leases.inspect(key))
+      })
+
+      it("bad input rejects with a LeaseError that says what is wrong", async () => {
+        assert.strictEqual(reasonOf(await rejectionOf(leases.withLease("", 1_000, () => 1)))._tag, "InvalidKey")
+        assert.strictEqual(reasonOf(await rejectionOf(leases.acquire("k", -5)))._tag, "InvalidTtl")
+      })
+
+      it("acquire, renew, release, checkOwnership and inspect map one-to-one to the Effect API", async () => {
+        const key = freshKey("ops")
+        const attempt = await leases.acquire(key, 2_000, { owner: { id: "worker-1" } })
+        if (attempt._tag !== "Acquired") throw new Error(`expected Acquired, got ${attempt._tag}`)
+        const lease = attempt.lease
+        assert.strictEqual(lease.key, key)
+
+        const other = await leases.acquire(key, 2_000)
+        assert.strictEqual(other._tag, "Held")
+        if (other._tag === "Held") {
+          assert.strictEqual(other.key, key)
+          assert.strictEqual(Option.getOrUndefined(other.owner)?.id, "worker-1")
+          assert.isAbove(Duration.toMillis(other.remaining), 0)
+        }
+
+        const info = await leases.inspect(key)
+        assert.isDefined(info)
+        assert.strictEqual(info?.fence, lease.fence)
+        assert.strictEqual(Option.getOrUndefined(info!.owner)?.id, "worker-1")
+
+        assert.isTrue(await leases.checkOwnership(lease))
+        const renewed = await leases.renew(lease, "10 seconds")
+        assert.isDefined(renewed)
+        assert.strictEqual(renewed?.fence, lease.fence)
+        assert.strictEqual(Duration.toMillis(renewed!.ttl), 10_000)
+        assert.isAbove(Duration.toMillis((await leases.inspect(key))!.remaining), 2_000)
+
+        assert.isTrue(await leases.release(lease))
+        assert.isFalse(await leases.release(lease), "idempotent")
+        assert.isFalse(await leases.checkOwnership(lease))
+        assert.isUndefined(await leases.renew(lease))
+        assert.isUndefined(await leases.inspect(key))
+      })
+    }
+  )
+
+  it("a lost lease: the signal is aborted with LeaseLost before Redis can expire it, and withLease rejects with it at once", async () => {
+    const ttl = 1_000
+    // A long command timeout: a release waiting for it would hold the rejection back by 3 s.
+    const leases = await connect({ url: redis.url, commandTimeout: "3 seconds", logLevel: "None" })
+    const admin = createClient({ url: redis.url, disableOfflineQueue: true })
+    await admin.connect()
+    const key = freshKey("lost")
+    const redisKey = LeaseStore.redisKeys("lease:", key).lease
+    let resume: (() => Promise<void>) | undefined
+    try {
+      const started = deferred<Active>()
+      const stopped = deferred<void>()
+      let abortedAt = 0
+      const hold = leases.withLease(key, ttl, async (lease) => {
+        lease.signal.addEventListener("abort", () => {
+          abortedAt = performance.now()
+        })
+        started.resolve(lease)
+        await aborted(lease.signal)
+        stopped.resolve()
+        return "ignored"
+      })
+      const holdOutcome = rejectionOf(hold)
+      const lease = await started.promise
+      // Redis expires the lease no earlier than this: PTTL counts from when Redis ran it, after `sentAt`. A renew
+      // landing after it only moves the expiry later.
+      const sentAt = performance.now()
+      const pttl = await admin.sendCommand<number>(["PTTL", redisKey])
+      assert.isAbove(pttl, 0)
+      const expiresNoEarlierThan = sentAt + pttl
+      resume = await redis.pause()
+
+      const error = await holdOutcome
+      const rejectedAt = performance.now()
+      const reason = reasonOf(error)
+      assert.strictEqual(reason._tag, "LeaseLost")
+      assert.isTrue(lease.signal.aborted)
+      assert.strictEqual(lease.signal.reason, error, "the signal's reason is the rejection")
+      assert.isAbove(abortedAt, 0)
+      assert.isBelow(
+        abortedAt,
+        expiresNoEarlierThan,
+        `aborted ${expiresNoEarlierThan - abortedAt} ms before Redis could expire the lease`
+      )
+      assert.isBelow(rejectedAt - abortedAt, 500, "rejected at once, without waiting for the release")
+      await stopped.promise
+      assert.strictEqual(await rejectionOf(lease.ensureValid()), error)
+    } finally {
+      await resume?.()
+      admin.destroy()
+      await leases.close()
+    }
+  })
+
+  it("close settles within the command timeout + 1 s with Redis paused; it stops running holds; later calls reject", async () => {
+    const commandTimeout = 300
+    const leases = await connect({ url: redis.url, commandTimeout, logLevel: "None" })
+    const key = freshKey("close")
+    let resume: (() => Promise<void>) | undefined
+    try {
+      const started = deferred<Active>()
+      const hold = leases.withLease(key, 10_000, async (lease) => {
+        started.resolve(lease)
+        await aborted(lease.signal)
+      })
+      const holdOutcome = rejectionOf(hold)
+      const lease = await started.promise
+      resume = await redis.pause()
+      const closing = leases.close()
+      assert.strictEqual(leases.close(), closing, "a second close is the same close")
+      const began = performance.now()
+      await closing
+      const took = performance.now() - began
+      assert.isBelow(took, commandTimeout + 1_000 + 500, `close took ${took} ms`)
+
+      const stopped = await holdOutcome
+      assert.notInstanceOf(stopped, LeaseError)
+      assert.match((stopped as Error).message, /interrupted: the client was closed/)
+      assert.isTrue(lease.signal.aborted)
+      assert.match((lease.signal.reason as Error).message, /closed/)
+
+      const after = await rejectionOf(leases.acquire(freshKey("after"), 1_000))
+      assert.match((after as Error).message, /cannot acquire: this client is closed/)
+      await leases.close()
+    } finally {
+      await resume?.()
+    }
+  })
+
+  it("connect to a port where nothing listens rejects with StoreUnavailable naming host:port, never the password", async () => {
+    const port = await deadPort()
+    const began = performance.now()
+    const error = await rejectionOf(connect({ url: `redis://leaseuser:s3cret-pw@127.0.0.1:${port}`, logLevel: "None" }))
+    assert.isBelow(performance.now() - began, 5_000)
+    const reason = reasonOf(error)
+    assert.strictEqual(reason._tag, "StoreUnavailable")
+    const message = (error as Error).message
+    assert.include(message, `127.0.0.1:${port}`)
+    assert.include(message, "ECONNREFUSED")
+    assert.notInclude(message, "s3cret-pw")
+    assert.notInclude(message, "leaseuser")
+    assert.notInclude(message, "\n")
+  })
+
+  it("connect with a URL that is not redis:// rejects with InvalidOption, without the URL", async () => {
+    const error = await rejectionOf(connect({ url: "http://user:s3cret-pw@127.0.0.1:6379" }))
+    const reason = reasonOf(error)
+    assert.strictEqual(reason._tag, "InvalidOption")
+    assert.notInclude((error as Error).message, "s3cret-pw")
+  })
+})
