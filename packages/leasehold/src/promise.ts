@@ -43,6 +43,7 @@ export type DurationInput = number | `${number} ${Duration.Unit}`
  *   `username`/`password` (a `Redacted` password stays out of logs and inspection); they never appear in messages.
  * - `prefix` (default `"lease:"`): put before each key in Redis.
  * - `commandTimeout` (default 2 s): the bound on each command, and (plus 1 s) on a graceful `close`.
+ * - `connectTimeout` (default 5 s): how long `connect` waits for Redis to accept the connection and answer.
  * - `batchRenewals` (default `true`): renew the leases that are due together; turn it off for a Redis Cluster.
  * - `logLevel`: the lowest level of leasehold's and the client's log lines (default `"Info"`; `"None"` for none).
  *
@@ -55,6 +56,7 @@ export interface RedisConnectOptions {
   readonly password?: string | Redacted.Redacted<string> | undefined
   readonly prefix?: string | undefined
   readonly commandTimeout?: DurationInput | undefined
+  readonly connectTimeout?: DurationInput | undefined
   readonly batchRenewals?: boolean | undefined
   readonly logLevel?: LogLevel.LogLevel | undefined
 }
@@ -186,13 +188,17 @@ export const connect = async (options: ConnectOptions): Promise<Leases> => {
       ? memoryPlan(options.logLevel)
       : await redisPlan(options as RedisConnectOptions)
   const runtime = ManagedRuntime.make(plan.layer)
-  const built = await Effect.runPromiseExit(runtime.contextEffect)
-  if (Exit.isFailure(built)) {
-    await closeWithin(runtime, plan.closeBoundMillis, () => {})
-    const error = Option.getOrUndefined(Exit.findErrorOption(built))
-    throw error === undefined ? rejectionOf("connect", built.cause) : plan.connectFailed(error)
+  const built = await Effect.runPromiseExit(Effect.timeoutOption(runtime.contextEffect, plan.connectBoundMillis))
+  if (Exit.isSuccess(built) && Option.isSome(built.value)) return makeLeases(runtime, plan, built.value.value)
+  if (Exit.isSuccess(built)) {
+    // The connection that never answered cannot be reached to destroy it: it closes when Redis answers or the
+    // socket ends.
+    void runtime.dispose()
+    throw plan.connectTimedOut()
   }
-  return new PromiseLeases(runtime, plan, built.value)
+  await closeWithin(runtime, plan.closeBoundMillis, () => {})
+  const error = Option.getOrUndefined(Exit.findErrorOption(built))
+  throw error === undefined ? rejectionOf("connect", built.cause) : plan.connectFailed(error)
 }
 
 /** Closes `runtime` within `boundMillis`; past that, `force` ends its connections and the close gets 1 s more. */
@@ -219,37 +225,31 @@ const within = (promise: Promise<boolean>, millis: number): Promise<boolean> => 
   return Promise.race([promise, timedOut]).finally(() => clearTimeout(timer))
 }
 
-/** The `Leases` of one runtime. */
-class PromiseLeases implements Leases {
-  readonly #runtime: ManagedRuntime.ManagedRuntime<Lease.Lease, unknown>
-  readonly #plan: Plan
-  readonly #context: Context.Context<never>
-  #closing: Promise<void> | undefined
+/**
+ * The `Leases` of one runtime. Its operations are closures, not methods, so they can be passed around detached
+ * (`const { withLease } = leases`).
+ */
+const makeLeases = (
+  runtime: ManagedRuntime.ManagedRuntime<Lease.Lease, unknown>,
+  plan: Plan,
+  context: Context.Context<never>
+): Leases => {
+  let closing: Promise<void> | undefined
 
-  constructor(
-    runtime: ManagedRuntime.ManagedRuntime<Lease.Lease, unknown>,
-    plan: Plan,
-    context: Context.Context<never>
-  ) {
-    this.#runtime = runtime
-    this.#plan = plan
-    this.#context = context
-  }
-
-  #run<A, E>(operation: string, effect: Effect.Effect<A, E, Lease.Lease>): Promise<A> {
-    if (this.#closing !== undefined) return Promise.reject(closedError(operation))
+  const run = <A, E>(operation: string, effect: Effect.Effect<A, E, Lease.Lease>): Promise<A> => {
+    if (closing !== undefined) return Promise.reject(closedError(operation))
     return new Promise<A>((resolve, reject) => {
-      this.#runtime.runPromiseExit(effect).then((exit) => settle(operation, exit, resolve, reject))
+      runtime.runPromiseExit(effect).then((exit) => settle(operation, exit, resolve, reject))
     })
   }
 
-  withLease<A>(
+  const withLease = <A>(
     key: string,
     ttl: DurationInput,
     fn: (lease: Active) => PromiseLike<A> | A,
     options?: WithLeaseOptions
-  ): Promise<A> {
-    if (this.#closing !== undefined) return Promise.reject(closedError("withLease"))
+  ): Promise<A> => {
+    if (closing !== undefined) return Promise.reject(closedError("withLease"))
     return new Promise<A>((resolve, reject) => {
       let settled = false
       // The LeaseError the signal was aborted with: the rejection on a loss, so that `signal.reason` is it.
@@ -262,7 +262,7 @@ class PromiseLeases implements Leases {
       const work = (active: Lease.Active) =>
         Effect.callback<A, CallbackRejection>((resume) => {
           const controller = new AbortController()
-          new Promise<A>((fulfil) => fulfil(fn(new PromiseActive(active, controller.signal)))).then(
+          new Promise<A>((fulfil) => fulfil(fn(makeActive(active, controller.signal)))).then(
             (value) => resume(Effect.succeed(value)),
             (thrown) => resume(Effect.fail(new CallbackRejection(thrown)))
           )
@@ -281,7 +281,7 @@ class PromiseLeases implements Leases {
         owner: options?.owner,
         renewEvery: options?.renewEvery
       })
-      this.#runtime
+      runtime
         .runPromiseExit(hold)
         .then((exit) =>
           settle("withLease", exit, resolve, (error) =>
@@ -295,61 +295,33 @@ class PromiseLeases implements Leases {
     })
   }
 
-  acquire(key: string, ttl: DurationInput, options?: Lease.AcquireOptions): Promise<Lease.LeaseAttempt> {
-    return this.#run("acquire", Lease.acquire(key, ttl, options))
+  const close = (): Promise<void> => {
+    closing ??= closeWithin(runtime, plan.closeBoundMillis, () => plan.forceClose(context))
+    return closing
   }
 
-  renew(lease: Lease.Handle, ttl?: DurationInput): Promise<Lease.Handle | undefined> {
-    return this.#run("renew", Effect.map(Lease.renew(lease, ttl), Option.getOrUndefined))
-  }
-
-  release(lease: Lease.Handle): Promise<boolean> {
-    return this.#run("release", Lease.release(lease))
-  }
-
-  checkOwnership(lease: Lease.Handle): Promise<boolean> {
-    return this.#run("checkOwnership", Lease.checkOwnership(lease))
-  }
-
-  inspect(key: string): Promise<Lease.LeaseInfo | undefined> {
-    return this.#run("inspect", Effect.map(Lease.inspect(key), Option.getOrUndefined))
-  }
-
-  close(): Promise<void> {
-    this.#closing ??= closeWithin(this.#runtime, this.#plan.closeBoundMillis, () =>
-      this.#plan.forceClose(this.#context)
-    )
-    return this.#closing
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close()
+  return {
+    withLease,
+    acquire: (key, ttl, options) => run("acquire", Lease.acquire(key, ttl, options)),
+    renew: (lease, ttl) => run("renew", Effect.map(Lease.renew(lease, ttl), Option.getOrUndefined)),
+    release: (lease) => run("release", Lease.release(lease)),
+    checkOwnership: (lease) => run("checkOwnership", Lease.checkOwnership(lease)),
+    inspect: (key) => run("inspect", Effect.map(Lease.inspect(key), Option.getOrUndefined)),
+    close,
+    [Symbol.asyncDispose]: close
   }
 }
 
-/** The `Active` handed to a `withLease` callback. */
-class PromiseActive implements Active {
-  readonly key: string
-  readonly fence: bigint
-  readonly signal: AbortSignal
-  readonly #active: Lease.Active
-
-  constructor(active: Lease.Active, signal: AbortSignal) {
-    this.key = active.key
-    this.fence = active.fence
-    this.signal = signal
-    this.#active = active
-  }
-
-  ensureValid(): Promise<void> {
+/** The `Active` handed to a `withLease` callback, over the Effect API's `Active` of the hold. */
+const makeActive = (active: Lease.Active, signal: AbortSignal): Active => ({
+  key: active.key,
+  fence: active.fence,
+  signal,
+  ensureValid: () => {
     // After a loss, the same LeaseError as the signal's reason and the rejection of `withLease`.
-    if (this.signal.aborted) return Promise.reject(this.signal.reason)
+    if (signal.aborted) return Promise.reject(signal.reason)
     return new Promise<void>((resolve, reject) => {
-      Effect.runPromiseExit(this.#active.ensureValid).then((exit) => settle("ensureValid", exit, resolve, reject))
+      Effect.runPromiseExit(active.ensureValid).then((exit) => settle("ensureValid", exit, resolve, reject))
     })
   }
-
-  toJSON() {
-    return { _tag: "Active", key: this.key, fence: String(this.fence), lost: this.signal.aborted }
-  }
-}
+})

@@ -1,6 +1,6 @@
 import * as net from "node:net"
 import { RedisFaults, RedisTestServer } from "@leasehold/testing"
-import { Context, Duration, Effect, Exit, Layer, Option, Scope } from "effect"
+import { Context, Duration, Effect, Exit, Layer, Option, Redacted, Scope } from "effect"
 import { LeaseStore } from "leasehold"
 import { type Active, connect, LeaseError, type Leases } from "leasehold/promise"
 import { createClient } from "redis"
@@ -78,128 +78,128 @@ const redisServer = () => {
   }
 }
 
-const stores: ReadonlyArray<{ readonly name: string; readonly open: () => Promise<Leases> }> = [
-  { name: "memory", open: () => connect({ memory: true, logLevel: "None" }) }
-]
+/** The tests that hold for every store, on the `Leases` that `open` connects. */
+const storeSuite = (open: () => Promise<Leases>) => {
+  let leases: Leases
+  beforeAll(async () => {
+    leases = await open()
+  })
+  afterAll(() => leases.close())
+
+  it("withLease resolves with the callback's value, with a fence that rises with every hold", async () => {
+    const key = freshKey("fence")
+    const seen: Array<Active> = []
+    const first = await leases.withLease(key, 1_000, async (lease) => {
+      seen.push(lease)
+      assert.isFalse(lease.signal.aborted)
+      await lease.ensureValid()
+      return "first"
+    })
+    // The operations are closures: they work detached from the object.
+    const { withLease } = leases
+    const second = await withLease(key, "1 second", (lease) => {
+      seen.push(lease)
+      return 2
+    })
+    assert.strictEqual(first, "first")
+    assert.strictEqual(second, 2)
+    assert.strictEqual(seen[0]!.key, key)
+    assert.strictEqual(typeof seen[0]!.fence, "bigint")
+    assert.isAbove(Number(seen[1]!.fence), Number(seen[0]!.fence))
+    assert.isUndefined(await leases.inspect(key), "released after each callback")
+  })
+
+  it("wait: 0 on a held key rejects with a LeaseError whose reason is AcquireTimeout; the callback never runs", async () => {
+    const key = freshKey("busy")
+    const held = await leases.acquire(key, 5_000, { owner: { id: "holder-1" } })
+    assert.strictEqual(held._tag, "Acquired")
+    let ran = false
+    const error = await rejectionOf(
+      leases.withLease(
+        key,
+        1_000,
+        () => {
+          ran = true
+        },
+        { wait: 0 }
+      )
+    )
+    const reason = reasonOf(error)
+    assert.strictEqual(reason._tag, "AcquireTimeout")
+    if (reason._tag === "AcquireTimeout") assert.strictEqual(reason.holder?.id, "holder-1")
+    assert.isFalse(ran)
+    if (held._tag === "Acquired") assert.isTrue(await leases.release(held.lease))
+  })
+
+  it("the callback's own rejection passes through as it was thrown, and the lease is released", async () => {
+    const key = freshKey("throws")
+    const boom = new Error("boom")
+    assert.strictEqual(
+      await rejectionOf(
+        leases.withLease(key, 1_000, async () => {
+          throw boom
+        })
+      ),
+      boom
+    )
+    const notAnError = { code: 42 }
+    assert.strictEqual(
+      await rejectionOf(
+        leases.withLease(key, 1_000, () => {
+          throw notAnError
+        })
+      ),
+      notAnError
+    )
+    assert.isUndefined(await leases.inspect(key))
+  })
+
+  it("bad input rejects with a LeaseError that says what is wrong", async () => {
+    assert.strictEqual(reasonOf(await rejectionOf(leases.withLease("", 1_000, () => 1)))._tag, "InvalidKey")
+    assert.strictEqual(reasonOf(await rejectionOf(leases.acquire("k", -5)))._tag, "InvalidTtl")
+  })
+
+  it("acquire, renew, release, checkOwnership and inspect map one-to-one to the Effect API", async () => {
+    const key = freshKey("ops")
+    const attempt = await leases.acquire(key, 2_000, { owner: { id: "worker-1" } })
+    if (attempt._tag !== "Acquired") throw new Error(`expected Acquired, got ${attempt._tag}`)
+    const lease = attempt.lease
+    assert.strictEqual(lease.key, key)
+
+    const other = await leases.acquire(key, 2_000)
+    assert.strictEqual(other._tag, "Held")
+    if (other._tag === "Held") {
+      assert.strictEqual(other.key, key)
+      assert.strictEqual(Option.getOrUndefined(other.owner)?.id, "worker-1")
+      assert.isAbove(Duration.toMillis(other.remaining), 0)
+    }
+
+    const info = await leases.inspect(key)
+    assert.isDefined(info)
+    assert.strictEqual(info?.fence, lease.fence)
+    assert.strictEqual(Option.getOrUndefined(info!.owner)?.id, "worker-1")
+
+    assert.isTrue(await leases.checkOwnership(lease))
+    const renewed = await leases.renew(lease, "10 seconds")
+    assert.isDefined(renewed)
+    assert.strictEqual(renewed?.fence, lease.fence)
+    assert.strictEqual(Duration.toMillis(renewed!.ttl), 10_000)
+    assert.isAbove(Duration.toMillis((await leases.inspect(key))!.remaining), 2_000)
+
+    assert.isTrue(await leases.release(lease))
+    assert.isFalse(await leases.release(lease), "idempotent")
+    assert.isFalse(await leases.checkOwnership(lease))
+    assert.isUndefined(await leases.renew(lease))
+    assert.isUndefined(await leases.inspect(key))
+  })
+}
+
+describe("leasehold/promise on the memory store", () => storeSuite(() => connect({ memory: true, logLevel: "None" })))
 
 describe.skipIf(!RedisTestServer.hasServerBinary())("leasehold/promise on Redis", () => {
   const redis = redisServer()
 
-  describe.each([...stores, { name: "redis", open: () => connect({ url: redis.url, logLevel: "None" }) }])(
-    "$name store",
-    ({ open }) => {
-      let leases: Leases
-      beforeAll(async () => {
-        leases = await open()
-      })
-      afterAll(() => leases.close())
-
-      it("withLease resolves with the callback's value, with a fence that rises with every hold", async () => {
-        const key = freshKey("fence")
-        const seen: Array<Active> = []
-        const first = await leases.withLease(key, 1_000, async (lease) => {
-          seen.push(lease)
-          assert.isFalse(lease.signal.aborted)
-          await lease.ensureValid()
-          return "first"
-        })
-        const second = await leases.withLease(key, "1 second", (lease) => {
-          seen.push(lease)
-          return 2
-        })
-        assert.strictEqual(first, "first")
-        assert.strictEqual(second, 2)
-        assert.strictEqual(seen[0]!.key, key)
-        assert.strictEqual(typeof seen[0]!.fence, "bigint")
-        assert.isAbove(Number(seen[1]!.fence), Number(seen[0]!.fence))
-        assert.isUndefined(await leases.inspect(key), "released after each callback")
-      })
-
-      it("wait: 0 on a held key rejects with a LeaseError whose reason is AcquireTimeout; the callback never runs", async () => {
-        const key = freshKey("busy")
-        const held = await leases.acquire(key, 5_000, { owner: { id: "holder-1" } })
-        assert.strictEqual(held._tag, "Acquired")
-        let ran = false
-        const error = await rejectionOf(
-          leases.withLease(
-            key,
-            1_000,
-            () => {
-              ran = true
-            },
-            { wait: 0 }
-          )
-        )
-        const reason = reasonOf(error)
-        assert.strictEqual(reason._tag, "AcquireTimeout")
-        if (reason._tag === "AcquireTimeout") assert.strictEqual(reason.holder?.id, "holder-1")
-        assert.isFalse(ran)
-        if (held._tag === "Acquired") assert.isTrue(await leases.release(held.lease))
-      })
-
-      it("the callback's own rejection passes through as it was thrown, and the lease is released", async () => {
-        const key = freshKey("throws")
-        const boom = new Error("boom")
-        assert.strictEqual(
-          await rejectionOf(
-            leases.withLease(key, 1_000, async () => {
-              throw boom
-            })
-          ),
-          boom
-        )
-        const notAnError = { code: 42 }
-        assert.strictEqual(
-          await rejectionOf(
-            leases.withLease(key, 1_000, () => {
-              throw notAnError
-            })
-          ),
-          notAnError
-        )
-        assert.isUndefined(await leases.inspect(key))
-      })
-
-      it("bad input rejects with a LeaseError that says what is wrong", async () => {
-        assert.strictEqual(reasonOf(await rejectionOf(leases.withLease("", 1_000, () => 1)))._tag, "InvalidKey")
-        assert.strictEqual(reasonOf(await rejectionOf(leases.acquire("k", -5)))._tag, "InvalidTtl")
-      })
-
-      it("acquire, renew, release, checkOwnership and inspect map one-to-one to the Effect API", async () => {
-        const key = freshKey("ops")
-        const attempt = await leases.acquire(key, 2_000, { owner: { id: "worker-1" } })
-        if (attempt._tag !== "Acquired") throw new Error(`expected Acquired, got ${attempt._tag}`)
-        const lease = attempt.lease
-        assert.strictEqual(lease.key, key)
-
-        const other = await leases.acquire(key, 2_000)
-        assert.strictEqual(other._tag, "Held")
-        if (other._tag === "Held") {
-          assert.strictEqual(other.key, key)
-          assert.strictEqual(Option.getOrUndefined(other.owner)?.id, "worker-1")
-          assert.isAbove(Duration.toMillis(other.remaining), 0)
-        }
-
-        const info = await leases.inspect(key)
-        assert.isDefined(info)
-        assert.strictEqual(info?.fence, lease.fence)
-        assert.strictEqual(Option.getOrUndefined(info!.owner)?.id, "worker-1")
-
-        assert.isTrue(await leases.checkOwnership(lease))
-        const renewed = await leases.renew(lease, "10 seconds")
-        assert.isDefined(renewed)
-        assert.strictEqual(renewed?.fence, lease.fence)
-        assert.strictEqual(Duration.toMillis(renewed!.ttl), 10_000)
-        assert.isAbove(Duration.toMillis((await leases.inspect(key))!.remaining), 2_000)
-
-        assert.isTrue(await leases.release(lease))
-        assert.isFalse(await leases.release(lease), "idempotent")
-        assert.isFalse(await leases.checkOwnership(lease))
-        assert.isUndefined(await leases.renew(lease))
-        assert.isUndefined(await leases.inspect(key))
-      })
-    }
-  )
+  describe("the store suite", () => storeSuite(() => connect({ url: redis.url, logLevel: "None" })))
 
   it("a lost lease: the signal is aborted with LeaseLost before Redis can expire it, and withLease rejects with it at once", async () => {
     const ttl = 1_000
@@ -303,6 +303,47 @@ describe.skipIf(!RedisTestServer.hasServerBinary())("leasehold/promise on Redis"
     assert.notInclude(message, "s3cret-pw")
     assert.notInclude(message, "leaseuser")
     assert.notInclude(message, "\n")
+  })
+
+  it("connect to a Redis that accepts the connection but answers nothing rejects with StoreUnavailable after connectTimeout", async () => {
+    const resume = await redis.pause()
+    try {
+      const began = performance.now()
+      const error = await rejectionOf(connect({ url: redis.url, connectTimeout: 300, logLevel: "None" }))
+      const took = performance.now() - began
+      assert.isAtLeast(took, 290)
+      assert.isBelow(took, 1_500, `connect took ${took} ms`)
+      assert.strictEqual(reasonOf(error)._tag, "StoreUnavailable")
+      assert.include((error as Error).message, new URL(redis.url).host)
+      assert.include((error as Error).message, "answered nothing within 300 ms")
+    } finally {
+      await resume()
+    }
+  })
+
+  it("credentials: a wrong password rejects without showing it; a Redacted password connects", async () => {
+    const admin = createClient({ url: redis.url })
+    await admin.connect()
+    await admin.sendCommand(["CONFIG", "SET", "requirepass", "right-pw-123"])
+    try {
+      const wrong = await rejectionOf(
+        connect({ url: redis.url.replace("redis://", "redis://:wrong-pw-456@"), logLevel: "None" })
+      )
+      assert.strictEqual(reasonOf(wrong)._tag, "StoreUnavailable")
+      assert.include((wrong as Error).message, "WRONGPASS")
+      assert.notInclude((wrong as Error).message, "wrong-pw-456")
+      assert.notInclude(JSON.stringify(wrong), "wrong-pw-456")
+
+      const leases = await connect({ url: redis.url, password: Redacted.make("right-pw-123"), logLevel: "None" })
+      try {
+        assert.strictEqual(await leases.withLease(freshKey("auth"), 1_000, (lease) => lease.fence > 0n), true)
+      } finally {
+        await leases.close()
+      }
+    } finally {
+      await admin.sendCommand(["CONFIG", "SET", "requirepass", ""])
+      admin.destroy()
+    }
   })
 
   it("connect with a URL that is not redis:// rejects with InvalidOption, without the URL", async () => {

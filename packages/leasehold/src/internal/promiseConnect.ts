@@ -17,6 +17,7 @@ export interface RedisPlanOptions {
   readonly password?: string | Redacted.Redacted<string> | undefined
   readonly prefix?: string | undefined
   readonly commandTimeout?: Duration.Input | undefined
+  readonly connectTimeout?: Duration.Input | undefined
   readonly batchRenewals?: boolean | undefined
   readonly logLevel?: LogLevel.LogLevel | undefined
 }
@@ -24,21 +25,33 @@ export interface RedisPlanOptions {
 /** What `connect` builds and how it shuts it down. */
 export interface Plan {
   readonly layer: Layer.Layer<Lease.Lease, unknown>
-  /** Where the store is, for messages: `host:port`, never credentials. */
-  readonly address: string
+  /** How long the layer may take to build before `connect` gives up. */
+  readonly connectBoundMillis: number
   /** How long a graceful close may take before the client is destroyed. */
   readonly closeBoundMillis: number
   /** Ends the client's connections at once, rejecting what they still wait for (nothing for memory). */
   readonly forceClose: (context: Context.Context<never>) => void
   /** The rejection of a connect whose layer failed to build with `error`. */
   readonly connectFailed: (error: unknown) => unknown
+  /** The rejection of a connect whose layer was not built within `connectBoundMillis`. */
+  readonly connectTimedOut: () => unknown
 }
 
 /** Room past the command timeout for a graceful close: the releases of interrupted holds, then the client's close. */
 const closeGraceMillis = 1_000
 
-const invalidUrl = (problem: string) =>
-  LeaseError.make(new LeaseError.InvalidOption({ option: "url", problem: `${problem} (e.g. redis://127.0.0.1:6379)` }))
+const invalidOption = (option: string, problem: string) =>
+  LeaseError.make(new LeaseError.InvalidOption({ option, problem }))
+
+/** A positive, finite duration option in milliseconds; rejects with `InvalidOption` otherwise. */
+const positiveMillis = (option: string, input: Duration.Input | undefined, fallback: Duration.Duration): number => {
+  const duration = input === undefined ? Option.some(fallback) : Duration.fromInput(input)
+  const millis = Option.isSome(duration) && Duration.isFinite(duration.value) ? Duration.toMillis(duration.value) : NaN
+  if (!(millis > 0)) {
+    throw invalidOption(option, `${String(input)} is not a positive, finite duration (e.g. 2000 or "2 seconds")`)
+  }
+  return millis
+}
 
 /** `layer` with `level` as the lowest log level, both while it is built and in the operations run over it. */
 const withLogLevel = <A, E>(layer: Layer.Layer<A, E>, level: LogLevel.LogLevel | undefined): Layer.Layer<A, E> =>
@@ -49,44 +62,52 @@ const withLogLevel = <A, E>(layer: Layer.Layer<A, E>, level: LogLevel.LogLevel |
 /** The memory store: one process, nothing to connect to. */
 export const memoryPlan = (logLevel: LogLevel.LogLevel | undefined): Plan => ({
   layer: withLogLevel(Lease.layer.pipe(Layer.provide(LeaseStore.layerMemory)), logLevel),
-  address: "memory",
+  connectBoundMillis: closeGraceMillis,
   closeBoundMillis: closeGraceMillis,
   forceClose: () => {},
-  connectFailed: (error) => error
+  connectFailed: (error) => error,
+  connectTimedOut: () => new Error("leasehold: the memory store did not start within 1 second.")
 })
 
 /**
- * The Redis store over a node-redis client of its own. Fails (rejects) with `InvalidOption` for a URL that is not
- * `redis://` or `rediss://`, or `InvalidTtl` for a bad `commandTimeout`; neither message holds the URL, which may
- * hold a password.
+ * The Redis store over a node-redis client of its own. Rejects with `InvalidOption` for a URL that is not
+ * `redis://` or `rediss://` (the message does not hold the URL, which may hold a password) or a bad timeout.
  */
 export const redisPlan = async (options: RedisPlanOptions): Promise<Plan> => {
-  if (typeof options.url !== "string" || !URL.canParse(options.url)) throw invalidUrl("is not a valid URL")
-  const url = new URL(options.url)
-  if (url.protocol !== "redis:" && url.protocol !== "rediss:") throw invalidUrl("is not a redis:// or rediss:// URL")
-  const timeout = Duration.fromInput(options.commandTimeout ?? Duration.seconds(2))
-  if (Option.isNone(timeout) || !Duration.isFinite(timeout.value) || Duration.toMillis(timeout.value) <= 0) {
-    throw LeaseError.make(
-      new LeaseError.InvalidTtl({
-        ttl: String(options.commandTimeout),
-        problem: "the command timeout must be positive"
-      })
-    )
+  if (typeof options.url !== "string" || !URL.canParse(options.url)) {
+    throw invalidOption("url", "is not a valid URL (e.g. redis://127.0.0.1:6379)")
   }
+  const url = new URL(options.url)
+  if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
+    throw invalidOption("url", "is not a redis:// or rediss:// URL (e.g. redis://127.0.0.1:6379)")
+  }
+  const commandMillis = positiveMillis("commandTimeout", options.commandTimeout, Duration.seconds(2))
+  const connectMillis = positiveMillis("connectTimeout", options.connectTimeout, Duration.seconds(5))
   const NodeRedis = await loadNodeRedis()
   const address = `${url.hostname}:${url.port === "" ? "6379" : url.port}`
-  const password = Redacted.isRedacted(options.password) ? Redacted.value(options.password) : options.password
+  const password = Redacted.isRedacted(options.password)
+    ? Redacted.value(options.password as Redacted.Redacted<string>)
+    : options.password
   const secrets = [password, decodeURIComponent(url.password)].filter((s): s is string => s !== undefined && s !== "")
+  const unavailable = (detail: string, cause?: unknown) =>
+    LeaseError.make(
+      new LeaseError.StoreUnavailable({
+        operation: "connect",
+        key: address,
+        cause: new Error(`${redact(detail, secrets)}; start Redis there or pass the url of one that runs`, { cause })
+      })
+    )
   const client = NodeRedis.layer({
     url: options.url,
     ...(options.username === undefined ? {} : { username: options.username }),
-    ...(password === undefined ? {} : { password })
+    ...(password === undefined ? {} : { password }),
+    socket: { connectTimeout: connectMillis }
   })
   const layer = Lease.layer.pipe(
     Layer.provide(
       LeaseStore.layerRedis({
         prefix: options.prefix,
-        commandTimeout: timeout.value,
+        commandTimeout: Duration.millis(commandMillis),
         batchRenewals: options.batchRenewals
       })
     ),
@@ -94,8 +115,8 @@ export const redisPlan = async (options: RedisPlanOptions): Promise<Plan> => {
   )
   return {
     layer: withLogLevel(layer, options.logLevel),
-    address,
-    closeBoundMillis: Duration.toMillis(timeout.value) + closeGraceMillis,
+    connectBoundMillis: connectMillis,
+    closeBoundMillis: commandMillis + closeGraceMillis,
     forceClose: (context) => {
       const nodeRedis = Context.getOption(context as Context.Context<NodeRedisModule.NodeRedis>, NodeRedis.NodeRedis)
       // Not guarded by `isOpen`: a graceful close has already cleared it while it waits for replies.
@@ -103,16 +124,10 @@ export const redisPlan = async (options: RedisPlanOptions): Promise<Plan> => {
     },
     connectFailed: (error) =>
       error instanceof Redis.RedisError
-        ? LeaseError.make(
-            new LeaseError.StoreUnavailable({
-              operation: "connect",
-              key: address,
-              cause: new Error(
-                `could not connect to Redis at ${address} (${redact(describe(error.cause), secrets)}); start Redis there or pass the url of one that runs`
-              )
-            })
-          )
-        : error
+        ? unavailable(`could not connect to Redis at ${address} (${describe(error.cause)})`)
+        : error,
+    connectTimedOut: () =>
+      unavailable(`Redis at ${address} accepted no connection or answered nothing within ${connectMillis} ms`)
   }
 }
 
