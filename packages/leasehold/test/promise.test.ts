@@ -192,6 +192,14 @@ const storeSuite = (open: () => Promise<Leases>) => {
     assert.isUndefined(await leases.renew(lease))
     assert.isUndefined(await leases.inspect(key))
   })
+
+  it("a defect rejects with a plain Error that says so, with the defect as its cause", async () => {
+    const error = await rejectionOf(leases.release(null as never))
+    assert.notInstanceOf(error, LeaseError)
+    assert.instanceOf(error, Error)
+    assert.match((error as Error).message, /^leasehold: release failed with an unexpected defect: /)
+    assert.instanceOf((error as Error).cause, TypeError)
+  })
 }
 
 describe("leasehold/promise on the memory store", () => storeSuite(() => connect({ memory: true, logLevel: "None" })))
@@ -250,6 +258,29 @@ describe.skipIf(!RedisTestServer.hasServerBinary())("leasehold/promise on Redis"
       assert.strictEqual(await rejectionOf(lease.ensureValid()), error)
     } finally {
       await resume?.()
+      admin.destroy()
+      await leases.close()
+    }
+  })
+
+  it("a lease deleted behind the holder's back: the next renew finds it gone, the signal is aborted with LeaseLost", async () => {
+    const leases = await connect({ url: redis.url, logLevel: "None" })
+    const admin = createClient({ url: redis.url })
+    await admin.connect()
+    const key = freshKey("deleted")
+    try {
+      const started = deferred<Active>()
+      const hold = leases.withLease(key, 600, async (lease) => {
+        started.resolve(lease)
+        await aborted(lease.signal)
+      })
+      const holdOutcome = rejectionOf(hold)
+      const lease = await started.promise
+      assert.strictEqual(await admin.sendCommand<number>(["DEL", LeaseStore.redisKeys("lease:", key).lease]), 1)
+      const error = await holdOutcome
+      assert.strictEqual(reasonOf(error)._tag, "LeaseLost")
+      assert.strictEqual(lease.signal.reason, error)
+    } finally {
       admin.destroy()
       await leases.close()
     }

@@ -89,12 +89,12 @@ export const redisPlan = async (options: RedisPlanOptions): Promise<Plan> => {
     ? Redacted.value(options.password as Redacted.Redacted<string>)
     : options.password
   const secrets = [password, decodeURIComponent(url.password)].filter((s): s is string => s !== undefined && s !== "")
-  const unavailable = (detail: string, cause?: unknown) =>
+  const unavailable = (detail: string) =>
     LeaseError.make(
       new LeaseError.StoreUnavailable({
         operation: "connect",
         key: address,
-        cause: new Error(`${redact(detail, secrets)}; start Redis there or pass the url of one that runs`, { cause })
+        cause: new Error(`${redact(detail, secrets)}; start Redis there or pass the url of one that runs`)
       })
     )
   const client = NodeRedis.layer({
