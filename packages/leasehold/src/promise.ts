@@ -26,11 +26,30 @@ import * as Lease from "./Lease.ts"
 import * as LeaseError from "./LeaseError.ts"
 import type { LeaseOwner } from "./LeaseOwner.ts"
 
+/**
+ * The Effect API's values, as the operations here take and give them: a held lease (`Handle`), the outcome of one
+ * `acquire` (`LeaseAttempt`), what `inspect` sees (`LeaseInfo`) and the options of `acquire` (`AcquireOptions`).
+ *
+ * @category models
+ * @since 0.1.0
+ */
 export type { AcquireOptions, Handle, LeaseAttempt, LeaseInfo } from "./Lease.ts"
+
+/**
+ * The one error of leasehold (the same class as `LeaseError.LeaseError` of `leasehold`) and its guard:
+ * `if (error instanceof LeaseError && error.reason._tag === "AcquireTimeout") …`.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
 export { isLeaseError, LeaseError } from "./LeaseError.ts"
 
 /**
  * A duration: a number of milliseconds (`30_000`) or a duration string (`"30 seconds"`, `"500 millis"`).
+ *
+ * ```ts
+ * const ttl: DurationInput = "30 seconds"
+ * ```
  *
  * @category models
  * @since 0.1.0
@@ -47,6 +66,10 @@ export type DurationInput = number | `${number} ${Duration.Unit}`
  * - `batchRenewals` (default `true`): renew the leases that are due together; turn it off for a Redis Cluster.
  * - `logLevel`: the lowest level of leasehold's and the client's log lines (default `"Info"`; `"None"` for none).
  *
+ * ```ts
+ * const leases = await connect({ url: "redis://127.0.0.1:6379", password: Redacted.make(secret), commandTimeout: 500 })
+ * ```
+ *
  * @category models
  * @since 0.1.0
  */
@@ -62,8 +85,12 @@ export interface RedisConnectOptions {
 }
 
 /**
- * Options of `connect` for the memory store: leases within this one process (for tests, or one process that needs
- * leases among its own tasks).
+ * Options of `connect` for the memory store: leases within one `Leases` of this process (for tests, or one process
+ * that needs leases among its own tasks). Two `connect({ memory: true })` do not share leases.
+ *
+ * ```ts
+ * const leases = await connect({ memory: true })
+ * ```
  *
  * @category models
  * @since 0.1.0
@@ -74,7 +101,7 @@ export interface MemoryConnectOptions {
 }
 
 /**
- * Options of `connect`: a Redis server, or the memory store.
+ * Options of `connect`: a Redis server (`{ url }`), or the memory store (`{ memory: true }`).
  *
  * @category models
  * @since 0.1.0
@@ -87,6 +114,10 @@ export type ConnectOptions = RedisConnectOptions | MemoryConnectOptions
  *   runs out, `withLease` rejects with a `LeaseError` whose reason is `AcquireTimeout`.
  * - `owner`: metadata stored with the lease, shown by `inspect` and in others' `AcquireTimeout`.
  * - `renewEvery` (default and maximum: a third of the TTL): the renew interval.
+ *
+ * ```ts
+ * await leases.withLease("jobs:nightly", "30 seconds", run, { wait: 0, owner: { id: "worker-1" }, renewEvery: 5_000 })
+ * ```
  *
  * @category models
  * @since 0.1.0
@@ -107,6 +138,15 @@ export interface WithLeaseOptions {
  * - `ensureValid()`: rejects with that `LeaseError` once the lease is lost or its local validity deadline has
  *   passed. Await it right before each protected side effect.
  *
+ * ```ts
+ * await leases.withLease("ledger", 10_000, async (lease) => {
+ *   for (const entry of entries) {
+ *     await lease.ensureValid()
+ *     await ledger.write(entry, { fence: lease.fence, signal: lease.signal })
+ *   }
+ * })
+ * ```
+ *
  * @category models
  * @since 0.1.0
  */
@@ -118,7 +158,14 @@ export interface Active {
 }
 
 /**
- * A connection to a lease store (see `connect`). Each operation is the Effect API's of the same name.
+ * A connection to a lease store (see `connect`). Each operation is the Effect API's of the same name; they are
+ * closures, so they may be passed around detached (`const { withLease } = leases`).
+ *
+ * ```ts
+ * const leases = await connect({ url: "redis://127.0.0.1:6379" })
+ * const info = await leases.inspect("jobs:nightly")
+ * await leases.close()
+ * ```
  *
  * @category models
  * @since 0.1.0
