@@ -117,8 +117,9 @@ const storeSuite = (open: () => Promise<Leases>) => {
 
   it("the lease is renewed while the callback runs: still held after three times its TTL", async () => {
     const key = freshKey("renewed")
-    const remaining = await leases.withLease(key, 200, async () => {
-      await new Promise((resolve) => setTimeout(resolve, 600))
+    // A TTL with room for a late renew on a loaded machine (a 200 ms one was lost at a load average of 14).
+    const remaining = await leases.withLease(key, 500, async () => {
+      await new Promise((resolve) => setTimeout(resolve, 1_500))
       const info = await leases.inspect(key)
       return info === undefined ? 0 : Duration.toMillis(info.remaining)
     })
@@ -219,7 +220,35 @@ const storeSuite = (open: () => Promise<Leases>) => {
   })
 }
 
-describe("leasehold/promise on the memory store", () => storeSuite(() => connect({ memory: true, logLevel: "None" })))
+describe("leasehold/promise on the memory store", () => {
+  storeSuite(() => connect({ memory: true, logLevel: "None" }))
+
+  it("close resolves, twice; every operation after it rejects with an Error that says the client is closed", async () => {
+    const leases = await connect({ memory: true })
+    const attempt = await leases.acquire(freshKey("closed"), 1_000)
+    assert.strictEqual(attempt._tag, "Acquired")
+    await leases.close()
+    await leases[Symbol.asyncDispose]()
+    const message = async (promise: Promise<unknown>) => ((await rejectionOf(promise)) as Error).message
+    assert.match(await message(leases.withLease("k", 1_000, () => 1)), /cannot withLease: this client is closed/)
+    assert.match(await message(leases.inspect("k")), /cannot inspect: this client is closed/)
+    if (attempt._tag === "Acquired") {
+      assert.match(await message(leases.release(attempt.lease)), /cannot release: this client is closed/)
+    }
+  })
+
+  it("two memory stores do not share leases", async () => {
+    const a = await connect({ memory: true })
+    const b = await connect({ memory: true })
+    try {
+      const key = freshKey("separate")
+      assert.strictEqual((await a.acquire(key, 1_000))._tag, "Acquired")
+      assert.strictEqual((await b.acquire(key, 1_000))._tag, "Acquired")
+    } finally {
+      await Promise.all([a.close(), b.close()])
+    }
+  })
+})
 
 describe.skipIf(!RedisTestServer.hasServerBinary())("leasehold/promise on Redis", () => {
   const redis = redisServer()
