@@ -88,7 +88,9 @@ export const redisPlan = async (options: RedisPlanOptions): Promise<Plan> => {
   const password = Redacted.isRedacted(options.password)
     ? Redacted.value(options.password as Redacted.Redacted<string>)
     : options.password
-  const secrets = [password, decodeURIComponent(url.password)].filter((s): s is string => s !== undefined && s !== "")
+  const secrets = [password, url.password, decoded(url.password)].filter(
+    (s): s is string => s !== undefined && s !== ""
+  )
   const unavailable = (detail: string) =>
     LeaseError.make(
       new LeaseError.StoreUnavailable({
@@ -128,6 +130,15 @@ export const redisPlan = async (options: RedisPlanOptions): Promise<Plan> => {
         : error,
     connectTimedOut: () =>
       unavailable(`Redis at ${address} accepted no connection or answered nothing within ${connectMillis} ms`)
+  }
+}
+
+/** A percent-encoded URL part as text; `undefined` when it is malformed. */
+const decoded = (part: string): string | undefined => {
+  try {
+    return decodeURIComponent(part)
+  } catch {
+    return undefined
   }
 }
 
