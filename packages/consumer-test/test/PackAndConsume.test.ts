@@ -84,10 +84,30 @@ layer(Layer.mergeAll(ConsumerProject.layer, RedisUrl.layer), { excludeTestServic
         assert.deepStrictEqual(exports, expected, `${name}'s exports name each public module`)
         for (const target of Object.values(exports))
           if (target !== null) assert.include(tarball.entries, target.slice("./".length), `${name} ships ${target}`)
-        assert.isUndefined(tarball.manifest.publishConfig, "pnpm folds publishConfig into the packed manifest")
+        assert.deepStrictEqual(tarball.manifest.publishConfig, { access: "public" }, "pnpm moved its exports up")
         assert.notMatch(JSON.stringify(tarball.manifest), /workspace:/, `${name} names no workspace: versions`)
         assert.strictEqual(tarball.manifest.engines?.node, ">=22.12")
         assert.strictEqual(tarball.manifest.peerDependencies?.effect, "^4.1.0")
+      })
+    )
+
+    it.effect("every source map points at a source shipped beside it (go-to-source)", () =>
+      Effect.gen(function* () {
+        const { directory, tarballs } = yield* ConsumerProject
+        for (const tarball of tarballs) {
+          const installed = path.join(directory, "node_modules", tarball.manifest.name)
+          const maps = tarball.entries.filter((entry) => entry.endsWith(".map"))
+          assert.isNotEmpty(maps)
+          for (const map of maps) {
+            const { sources } = JSON.parse(fs.readFileSync(path.join(installed, map), "utf8")) as {
+              sources: ReadonlyArray<string>
+            }
+            for (const source of sources) {
+              const shipped = path.relative(installed, path.resolve(installed, path.dirname(map), source))
+              assert.include(tarball.entries, shipped, `${tarball.manifest.name}/${map} points at ${shipped}`)
+            }
+          }
+        }
       })
     )
 
