@@ -3,18 +3,16 @@
  * settings (tsconfig.base.json), and reports each error at its Markdown file and line. A block must be complete:
  * what it uses but does not show is declared in the block itself (`declare const doWork: Effect.Effect<void>`).
  *
- * The blocks are written to packages/leasehold/.tmp/docs-check, inside the leasehold package, so that `leasehold`
- * (the package's own name) and the packages next to it (`effect`, `@effect/platform-node`, `@leasehold/testing`,
- * `@effect/vitest`) resolve as they do for a user's project.
+ * The blocks are written to a fresh folder in packages/leasehold/.tmp (kept when a block fails), inside the
+ * leasehold package, so that `leasehold` (the package's own name) and the packages next to it (`effect`,
+ * `@effect/platform-node`, `@leasehold/testing`, `@effect/vitest`) resolve as they do for a user's project.
  *
  * Run by `npm run check` (scripts/check.sh); `node scripts/check-docs.ts` on its own.
  */
 import { spawnSync } from "node:child_process"
-import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { type CodeBlock, repoRoot, typeScriptBlocks } from "./readme-programs.ts"
-
-const folder = join(repoRoot, "packages", "leasehold", ".tmp", "docs-check")
 
 /** The module name of a block: its file and line (`docs/fencing.md`, line 17 → `docs_fencing_md_L17.ts`). */
 const moduleName = (block: CodeBlock): string => `${block.file.replace(/[^A-Za-z0-9]/g, "_")}_L${block.line}.ts`
@@ -22,8 +20,9 @@ const moduleName = (block: CodeBlock): string => `${block.file.replace(/[^A-Za-z
 const blocks = typeScriptBlocks()
 if (blocks.length === 0) throw new Error("check-docs: no ts blocks found in README.md and docs/*.md")
 
-rmSync(folder, { recursive: true, force: true })
-mkdirSync(folder, { recursive: true })
+const parent = join(repoRoot, "packages", "leasehold", ".tmp")
+mkdirSync(parent, { recursive: true })
+const folder = mkdtempSync(join(parent, "docs-check-"))
 const byModule = new Map<string, CodeBlock>()
 for (const block of blocks) {
   const name = moduleName(block)
