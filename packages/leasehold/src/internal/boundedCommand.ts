@@ -57,6 +57,9 @@ export const commandErrors = (timeout: Duration.Duration) => {
   return {
     unavailable,
     timedOut: (operation: string, key: string) => unavailable(operation, key, new Cause.TimeoutError(noReply)),
+    /** A command asked of a store whose layer has closed: it is not sent. */
+    closed: (operation: string, key: string) =>
+      unavailable(operation, key, new Error("the lease store's layer has closed; the command was not sent")),
     /** The parsed reply, or `StoreUnavailable` for a reply of an unexpected shape. */
     parsed: <A>(
       operation: string,
