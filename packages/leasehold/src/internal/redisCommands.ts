@@ -202,10 +202,10 @@ const isNoScript = (error: unknown): boolean => String(error).includes("NOSCRIPT
  * client's queue: it is sent with an `AbortSignal` that the watchdog fires at its bound, which takes it out of the
  * queue, so it can neither keep a close waiting nor reach Redis long after its caller gave up (an acquire landing
  * after the reconnect would lock the key for a token nobody holds). A command sent while the client is ready is
- * written within the event loop's turn and gets no signal: an abort would find it written, and a signal per command
- * costs a tenth of the command. Only a connection that drops in that same turn leaves such a command queued, to be
- * sent after the reconnect. A command already written stays until its reply or the connection's end; commands on a
- * connection keep their order, so a late renew is always followed by the release sent after it.
+ * written in the same turn of the event loop and gets no signal: an abort would find it written, and a signal costs
+ * CPU on every command (docs/performance.md). Only a connection that drops within that turn, or a socket too full
+ * to take more, leaves such a command queued. A command already written stays until its reply or the connection's
+ * end; commands on a connection keep their order, so a late renew is always followed by the release sent after it.
  *
  * The client's own per-command timer is off (`timeout: 0`): it is an `AbortSignal.timeout` that lives 5 s after every
  * command, costly at tens of thousands of commands a second, and it too only ever ends a command not yet written.

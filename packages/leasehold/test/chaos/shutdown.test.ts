@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url"
 import { NodeRedis } from "@effect/platform-node"
 import { assert, describe, it, layer } from "@effect/vitest"
 import { ChildProcesses, RedisFaults, RedisTestServer, TcpProxy } from "@leasehold/testing"
-import { Context, Deferred, Effect, Layer, References, Schedule } from "effect"
+import { Context, Deferred, Effect, Exit, Fiber, Layer, References, Schedule, Scope } from "effect"
 import * as Redis from "effect/persistence/Redis"
 import { Lease, LeaseStore } from "leasehold"
 import type { Fault, ShutdownConfig, ShutdownLine } from "./shutdownProtocol.ts"
@@ -275,3 +275,72 @@ describe.skipIf(!RedisTestServer.hasServerBinary())("chaos: no command stays que
     )
   })
 })
+
+/** The README's client over `url` in `clientScope`, and a `Lease` layer over it in a scope of its own. */
+const storeOverClient = (url: string, clientScope: Scope.Scope) =>
+  Effect.gen(function* () {
+    const client = yield* Layer.buildWithScope(NodeRedis.layer({ url }), clientScope)
+    const storeScope = yield* Scope.make()
+    const lease = yield* Layer.buildWithScope(
+      Lease.layer.pipe(Layer.provide(LeaseStore.layerRedis({ commandTimeout: `${COMMAND_TIMEOUT} millis` }))),
+      storeScope
+    ).pipe(Effect.provide(client))
+    const closeStore = Effect.gen(function* () {
+      const from = yield* nowMillis
+      yield* Scope.close(storeScope, Exit.void)
+      return (yield* nowMillis) - from
+    })
+    return { client, lease, closeStore }
+  }).pipe(Effect.provideService(References.MinimumLogLevel, "None"))
+
+describe.skipIf(!RedisTestServer.hasServerBinary())(
+  "chaos: the store's close waits for its commands, within their bound",
+  () => {
+    layer(RedisFaults.layer, { excludeTestServices: true })("close", (it) => {
+      it.effect("a reply that comes within the bound: the close waits for it, and leaves the client working", () =>
+        Effect.scoped(
+          Effect.gen(function* () {
+            const redis = yield* RedisFaults.RedisFaults
+            const proxy = yield* TcpProxy.make({ host: redis.host, port: redis.port })
+            const { client, lease, closeStore } = yield* storeOverClient(proxy.url, yield* Effect.scope)
+            yield* proxy.setLatency({ toClient: "300 millis" })
+            const inspect = yield* Effect.forkChild(Effect.provide(Lease.inspect(freshKey("close-waits")), lease))
+            yield* Effect.sleep("50 millis")
+            const took = yield* closeStore
+            assert.isAtLeast(took, 200, `the close waited for the reply: ${took} ms`)
+            assert.isBelow(took, COMMAND_TIMEOUT, `and no longer: ${took} ms`)
+            assert.isTrue(Exit.isSuccess(yield* Fiber.await(inspect)), "the reply reached its caller")
+            yield* proxy.heal
+            assert.strictEqual(yield* Context.get(client, Redis.Redis).send<string>("PING"), "PONG", "the client works")
+          })
+        )
+      )
+
+      it.effect(
+        "Redis silent (a partition): the close ends at the command's bound, and the client's own close at once",
+        () =>
+          Effect.scoped(
+            Effect.gen(function* () {
+              const redis = yield* RedisFaults.RedisFaults
+              const proxy = yield* TcpProxy.make({ host: redis.host, port: redis.port })
+              const clientScope = yield* Scope.make()
+              const { client, lease, closeStore } = yield* storeOverClient(proxy.url, clientScope)
+              yield* proxy.blackhole
+              const sentAt = yield* nowMillis
+              const inspect = yield* Effect.forkChild(Effect.provide(Lease.inspect(freshKey("close-silent")), lease))
+              yield* Effect.sleep("100 millis")
+              yield* closeStore
+              const bound = (yield* nowMillis) - sentAt
+              assert.isAtLeast(bound, COMMAND_TIMEOUT - 5, `the close ended ${bound} ms after the command was sent`)
+              assert.isBelow(bound, COMMAND_TIMEOUT + 200, `the close ended ${bound} ms after the command was sent`)
+              assert.strictEqual(reasonOf(yield* Fiber.await(inspect))._tag, "StoreUnavailable")
+              assert.isFalse(Context.get(client, NodeRedis.NodeRedis).client.isOpen, "the silent client was destroyed")
+              const from = yield* nowMillis
+              yield* Scope.close(clientScope, Exit.void)
+              assert.isBelow((yield* nowMillis) - from, 100, "NodeRedis's own close has nothing left to wait for")
+            })
+          )
+      )
+    })
+  }
+)
