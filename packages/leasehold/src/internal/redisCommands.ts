@@ -157,8 +157,8 @@ const makeSentCommands = (timeoutMillis: number): SentCommands => {
  * client for as long as Redis stays silent (paused, partitioned, answering bytes it cannot read), and never settles at
  * all if the connection dies meanwhile (node-redis 6.3 then flushes the commands but never ends the close): with
  * nothing else left in the event loop, the process would exit with code 0 and the program's result lost. A command
- * that has not been written yet is no such worry: the watchdog aborts it at its bound, which takes it out of the
- * client's queue.
+ * sent while the client was reconnecting has left the client's queue at its bound (see `clientCommands`); one that
+ * is still queued then, for whatever reason, is dropped with the rest.
  */
 const settleAtClose = (client: CommandClient, sent: SentCommands) =>
   Effect.flatMap(sent.drained, (drained) =>
