@@ -15,7 +15,7 @@ import { freshKey, leaseRedisKey, nowMillis, reasonOf } from "./support.ts"
 const program = path.join(path.dirname(fileURLToPath(import.meta.url)), "shutdownWorker.ts")
 
 const COMMAND_TIMEOUT = 500
-/** Closing the layers must end within the command timeout plus one second of whatever Redis does. */
+/** Whatever Redis does, closing the layers must end within the command timeout plus one second. */
 const CLOSE_BOUND = COMMAND_TIMEOUT + 1_000
 /**
  * How long a program may take to return from `withLease` (its lease lives 1 s, its work at most 3 s; the rest is
@@ -149,7 +149,7 @@ const runProgram = (label: string, config: ShutdownConfig, onFault: Effect.Effec
     } satisfies Run
   })
 
-/** What a run got wrong, or `undefined`; with the time the layers took to close. */
+/** What a run got wrong (`problem`), or the time its layers took to close (`closeMillis`). */
 const check = (run: Run, expected: "success" | "LeaseLost") => {
   const returned = run.lines.find((line) => line.type === "returned")
   const closed = run.lines.find((line) => line.type === "closed")
