@@ -286,7 +286,12 @@ export class StoreUnavailable extends Schema.TaggedError<StoreUnavailable>("leas
   }
 
   override get message(): string {
-    const detail = (this.cause instanceof Error ? this.cause.message : String(this.cause)).replace(/[.\s]+$/, "")
+    // The cause can carry a reply of any size (a lease field written by something else): show only its start.
+    const full = this.cause instanceof Error ? this.cause.message : String(this.cause)
+    const detail = (full.length > 400 ? `${full.slice(0, 400)}… (${full.length} characters)` : full).replace(
+      /[.\s]+$/,
+      ""
+    )
     return `Lease store unavailable during ${this.operation} of ${quote(this.key)}: ${detail}. Check that Redis is reachable and answering, and that nothing else writes the lease's keys; nothing stays locked longer than the lease's TTL.`
   }
 }

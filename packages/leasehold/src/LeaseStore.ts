@@ -293,7 +293,9 @@ const parseRelease = (message: string): { readonly key: string; readonly fence: 
 type Reply = ReadonlyArray<unknown>
 
 /**
- * Makes a Redis store over `effect/persistence/Redis` (see `RedisOptions`). Each operation is one `EVALSHA`.
+ * Makes a Redis store over `effect/persistence/Redis` (see `RedisOptions`). Each operation is one `EVALSHA`. The
+ * store lives as long as the scope: when it closes, the store sends nothing more and leaves none of its commands in
+ * the client (see docs/redis.md, "Timeouts and closing").
  *
  * @category constructors
  * @since 0.1.0

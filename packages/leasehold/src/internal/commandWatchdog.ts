@@ -6,7 +6,10 @@ import { Effect } from "effect"
  * bound, so their deadlines come in the order they started: the in-flight set is kept in insertion order, the timer
  * is armed for the oldest deadline, and when it fires it expires every overdue command and re-arms for the next.
  *
- * The bound is on a real round trip, so it runs on the process's real timers (a `TestClock` does not move it).
+ * The bound is on a real round trip, so it runs on the process's real timers (a `TestClock` does not move it). The
+ * timer keeps the process alive while a command is in flight, as any pending timeout does: a command can sit in a
+ * client's queue with no socket open (node-redis's offline queue between reconnects), and its bound must still fire
+ * for the caller to hear of it. With nothing in flight the timer is unreferenced, so an idle store holds nothing.
  */
 export interface CommandWatchdog {
   /**
@@ -29,17 +32,21 @@ interface InFlight {
 /** Makes a watchdog for commands bounded by `timeoutMillis`. */
 export const make = (timeoutMillis: number): CommandWatchdog => {
   const inFlight = new Set<InFlight>()
-  let armed = false
+  let timer: ReturnType<typeof setTimeout> | undefined
+
+  /** Referenced or not, as there are commands in flight (Node's timers; elsewhere timers have no such switch). */
+  const holdProcess = (hold: boolean) => {
+    if (typeof timer !== "object" || typeof timer.ref !== "function") return
+    if (hold) timer.ref()
+    else timer.unref()
+  }
 
   const arm = (delay: number) => {
-    armed = true
-    const timer = setTimeout(fire, Math.max(1, Math.ceil(delay)))
-    // Commands in flight keep their connection's socket open; the watchdog itself keeps nothing alive.
-    if (typeof timer === "object" && typeof timer.unref === "function") timer.unref()
+    timer = setTimeout(fire, Math.max(1, Math.ceil(delay)))
   }
 
   function fire() {
-    armed = false
+    timer = undefined
     const now = performance.now()
     for (const entry of inFlight) {
       if (entry.deadline > now) return arm(entry.deadline - now)
@@ -50,10 +57,12 @@ export const make = (timeoutMillis: number): CommandWatchdog => {
 
   const track = (expire: () => void) => {
     const entry: InFlight = { deadline: performance.now() + timeoutMillis, expire }
+    if (inFlight.size === 0 && timer !== undefined) holdProcess(true)
     inFlight.add(entry)
-    if (!armed) arm(timeoutMillis)
+    if (timer === undefined) arm(timeoutMillis)
     return () => {
-      inFlight.delete(entry)
+      // Left armed when the last command completes (re-arming per command costs more than a late, empty fire).
+      if (inFlight.delete(entry) && inFlight.size === 0) holdProcess(false)
     }
   }
 

@@ -48,19 +48,20 @@ export const luaScript = (lua: string): Effect.Effect<LuaScript> =>
     }))
   )
 
-/** What leasehold needs of a node-redis client: `sendCommand`. */
+/**
+ * What leasehold needs of a node-redis client: `sendCommand`; `isReady`, whether a command sent now is written at
+ * once; and `destroy`, for a connection that stopped answering.
+ */
 interface CommandClient {
-  readonly sendCommand: (args: Array<string>, options?: { readonly timeout?: number }) => Promise<unknown>
+  readonly sendCommand: (
+    args: Array<string>,
+    options?: { readonly timeout?: number; readonly abortSignal?: AbortSignal }
+  ) => Promise<unknown>
+  readonly isReady: boolean
+  readonly destroy: () => void
 }
 
-/**
- * node-redis (6.x) bounds each command with a timer of its own (`AbortSignal.timeout`, 5 s by default) that lives
- * on after the reply: at tens of thousands of commands a second it costs more than the rest of the command. The
- * watchdog already bounds leasehold's commands, so they are sent without it (`timeout: 0`); the client's other
- * command options still apply. A command whose caller timed out stays in the client's queue until its reply or the
- * connection's end, as it would after the client's own timeout, and commands on a connection keep their order, so a
- * late renew is always followed by the release sent after it.
- */
+/** The options of a command sent while the client is ready: without the client's own timer (see `clientCommands`). */
 const withoutClientTimer = { timeout: 0 } as const
 
 /**
@@ -70,21 +71,107 @@ const withoutClientTimer = { timeout: 0 } as const
 const NodeRedisClient = Context.Service<{ readonly client?: unknown }>("@effect/platform-node/NodeRedis")
 
 const isCommandClient = (client: unknown): client is CommandClient =>
-  typeof client === "object" && client !== null && typeof (client as CommandClient).sendCommand === "function"
+  typeof client === "object" &&
+  client !== null &&
+  typeof (client as CommandClient).sendCommand === "function" &&
+  typeof (client as CommandClient).isReady === "boolean" &&
+  typeof (client as CommandClient).destroy === "function"
 
 /**
- * Makes the command sender of a Redis store: over the node-redis client when the context has one for the same
- * connection as `redis`, else over `redis`.
+ * Makes the command sender of a Redis store, for the life of the scope: over the node-redis client when the context
+ * has one for the same connection as `redis`, else over `redis`. When the scope closes, commands fail at once
+ * without being sent, and the node-redis client is left holding none of the store's commands (see `settleAtClose`).
  */
 export const make = Effect.fnUntraced(function* (redis: Redis.Redis["Service"], timeout: Duration.Duration) {
-  const watchdog = makeWatchdog(Duration.toMillis(timeout))
+  const timeoutMillis = Duration.toMillis(timeout)
+  const watchdog = makeWatchdog(timeoutMillis)
   const errors = commandErrors(timeout)
-  const overService = serviceCommands(redis, watchdog, errors)
+  const state: StoreState = { closed: false }
+  const closeWith = (settle: Effect.Effect<void>) =>
+    Effect.addFinalizer(() =>
+      Effect.andThen(
+        Effect.sync(() => {
+          state.closed = true
+        }),
+        settle
+      )
+    )
+  const overService = serviceCommands(redis, watchdog, errors, state)
   const nodeRedis = yield* Effect.serviceOption(NodeRedisClient)
-  if (nodeRedis._tag === "None" || !isCommandClient(nodeRedis.value.client)) return overService
-  const direct = clientCommands(nodeRedis.value.client, watchdog, errors)
-  return (yield* sameConnection(overService, direct)) ? direct : overService
+  const client = nodeRedis._tag === "Some" ? nodeRedis.value.client : undefined
+  if (!isCommandClient(client)) return yield* Effect.as(closeWith(Effect.void), overService)
+  const sent = makeSentCommands(timeoutMillis)
+  const direct = clientCommands(client, watchdog, errors, state, sent)
+  if (!(yield* sameConnection(overService, direct))) return yield* Effect.as(closeWith(Effect.void), overService)
+  yield* closeWith(settleAtClose(client, sent))
+  return direct
 })
+
+/** Whether the store's scope has closed: from then on its commands fail without being sent. */
+interface StoreState {
+  closed: boolean
+}
+
+/** The store's commands still in the client (sent, neither answered nor failed), and when the last one was sent. */
+interface SentCommands {
+  readonly add: () => void
+  readonly settle: () => void
+  /** Completes once none is left, or once the last of them is past its bound; `true` if none is left. */
+  readonly drained: Effect.Effect<boolean>
+}
+
+const makeSentCommands = (timeoutMillis: number): SentCommands => {
+  let unsettled = 0
+  let lastSentAt = 0
+  let onEmpty: (() => void) | undefined
+  return {
+    add: () => {
+      unsettled++
+      lastSentAt = performance.now()
+    },
+    settle: () => {
+      if (--unsettled === 0) onEmpty?.()
+    },
+    drained: Effect.callback<boolean>((resume) => {
+      if (unsettled === 0) return resume(Effect.succeed(true))
+      const finish = () => {
+        clearTimeout(timer)
+        onEmpty = undefined
+        resume(Effect.succeed(unsettled === 0))
+      }
+      // A referenced timer: the process must stay up until the close is decided, whatever else has ended.
+      const timer = setTimeout(finish, Math.max(0, lastSentAt + timeoutMillis - performance.now()))
+      onEmpty = finish
+      return Effect.sync(() => {
+        clearTimeout(timer)
+        onEmpty = undefined
+      })
+    })
+  }
+}
+
+/**
+ * When the store closes: waits for its commands still in the client, each at most until its bound; if one of them is
+ * still unanswered after that, the connection has not answered for a whole command timeout, and the client is
+ * destroyed. `NodeRedis`'s finalizer is `client.close()`, which waits for the reply to every command still in the
+ * client for as long as Redis stays silent (paused, partitioned, answering bytes it cannot read), and never settles at
+ * all if the connection dies meanwhile (node-redis 6.3 then flushes the commands but never ends the close): with
+ * nothing else left in the event loop, the process would exit with code 0 and the program's result lost. A command
+ * sent while the client was reconnecting has left the client's queue at its bound (see `clientCommands`); one that
+ * is still queued then, for whatever reason, is dropped with the rest.
+ */
+const settleAtClose = (client: CommandClient, sent: SentCommands) =>
+  Effect.flatMap(sent.drained, (drained) =>
+    drained
+      ? Effect.void
+      : Effect.sync(() => client.destroy()).pipe(
+          Effect.andThen(
+            Effect.logWarning(
+              "leasehold: Redis did not answer the store's last commands within the command timeout; the node-redis client was destroyed so that closing it cannot hang"
+            )
+          )
+        )
+  )
 
 /**
  * Sends `args`; if Redis answers `NOSCRIPT` and there is a `fallback`, sends the command it makes instead (made only
@@ -110,27 +197,52 @@ const isNoScript = (error: unknown): boolean => String(error).includes("NOSCRIPT
 
 /**
  * Over the node-redis client: one `Effect.callback` per command, which the watchdog can end; no fiber of its own.
+ *
+ * A command sent while the client is not ready (it is reconnecting, and its offline queue is on) waits in the
+ * client's queue: it is sent with an `AbortSignal` that the watchdog fires at its bound, which takes it out of the
+ * queue, so it can neither keep a close waiting nor reach Redis long after its caller gave up (an acquire landing
+ * after the reconnect would lock the key for a token nobody holds). A command sent while the client is ready is
+ * written in the same turn of the event loop and gets no signal: an abort would find it written, and a signal costs
+ * CPU on every command (docs/performance.md). Only a connection that drops within that turn, or a socket too full
+ * to take more, leaves such a command queued. A command already written stays until its reply or the connection's
+ * end; commands on a connection keep their order, so a late renew is always followed by the release sent after it.
+ *
+ * The client's own per-command timer is off (`timeout: 0`): it is an `AbortSignal.timeout` that lives 5 s after every
+ * command, costly at tens of thousands of commands a second, and it too only ever ends a command not yet written.
  */
-const clientCommands = (client: CommandClient, watchdog: CommandWatchdog, errors: CommandErrors): RedisCommands =>
+const clientCommands = (
+  client: CommandClient,
+  watchdog: CommandWatchdog,
+  errors: CommandErrors,
+  state: StoreState,
+  sent: SentCommands
+): RedisCommands =>
   fromRun((operation, key, args, fallback, parse) =>
     Effect.callback((resume) => {
-      const untrack = watchdog.track(() => resume(Exit.fail(errors.timedOut(operation, key))))
-      const sent = client.sendCommand(args as Array<string>, withoutClientTimer)
+      if (state.closed) return resume(Exit.fail(errors.closed(operation, key)))
+      const abort = client.isReady ? undefined : new AbortController()
+      const options = abort === undefined ? withoutClientTimer : { timeout: 0, abortSignal: abort.signal }
+      const untrack = watchdog.track(() => {
+        resume(Exit.fail(errors.timedOut(operation, key)))
+        abort?.abort()
+      })
+      sent.add()
+      const first = client.sendCommand(args as Array<string>, options)
       const replied =
         fallback === undefined
-          ? sent
-          : sent.catch((error) =>
-              isNoScript(error)
-                ? client.sendCommand(fallback() as Array<string>, withoutClientTimer)
-                : Promise.reject(error)
+          ? first
+          : first.catch((error) =>
+              isNoScript(error) ? client.sendCommand(fallback() as Array<string>, options) : Promise.reject(error)
             )
       replied.then(
         (reply) => {
           untrack()
+          sent.settle()
           resume(errors.parsed(operation, key, parse, reply))
         },
         (error) => {
           untrack()
+          sent.settle()
           resume(Exit.fail(errors.unavailable(operation, key, error)))
         }
       )
@@ -141,7 +253,8 @@ const clientCommands = (client: CommandClient, watchdog: CommandWatchdog, errors
 const serviceCommands = (
   redis: Redis.Redis["Service"],
   watchdog: CommandWatchdog,
-  errors: CommandErrors
+  errors: CommandErrors,
+  state: StoreState
 ): RedisCommands => {
   const once = (operation: string, key: string, args: ReadonlyArray<string>) =>
     Effect.mapError(
@@ -150,7 +263,9 @@ const serviceCommands = (
       (error) => (error instanceof LeaseError.LeaseError ? error : errors.unavailable(operation, key, error.cause))
     )
   return fromRun((operation, key, args, fallback, parse) => {
-    const sent = once(operation, key, args)
+    const sent = Effect.suspend(() =>
+      state.closed ? Effect.fail(errors.closed(operation, key)) : once(operation, key, args)
+    )
     const replied =
       fallback === undefined
         ? sent
