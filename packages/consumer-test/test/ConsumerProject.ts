@@ -9,6 +9,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { promisify } from "node:util"
 import { Context, Effect, Layer, Schema, type Scope } from "effect"
+import { readmePrograms } from "../../../scripts/readme-programs.ts"
 
 const execFileAsync = promisify(execFile)
 
@@ -142,6 +143,10 @@ export class ConsumerProject extends Context.Service<
       const tarballs = yield* Effect.forEach(publishedPackages, (directory) => pack(directory, packDir))
       const directory = yield* tempDir("leasehold-consumer-")
       fs.cpSync(fixturesDir, directory, { recursive: true })
+      // The README's programs as a user copies them, for the type checks (they are run with a test server's URL).
+      fs.mkdirSync(path.join(directory, "readme"))
+      for (const program of readmePrograms())
+        fs.writeFileSync(path.join(directory, "readme", `${program.name}.ts`), program.code)
       const manifest = {
         name: "leasehold-consumer",
         private: true,

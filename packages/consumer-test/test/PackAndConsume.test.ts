@@ -3,6 +3,7 @@ import * as path from "node:path"
 import { assert, layer } from "@effect/vitest"
 import { RedisTestServer } from "@leasehold/testing"
 import { Context, Effect, Layer } from "effect"
+import { readmePrograms, withRedisUrl } from "../../../scripts/readme-programs.ts"
 import { ConsumerProject, fixturesDir, nodeBinary, run, type Tarball, workspaceRoot } from "./ConsumerProject.ts"
 
 /** The redis-server the programs talk to: spawned by the test kit on a free port of 127.0.0.1. */
@@ -161,6 +162,19 @@ layer(Layer.mergeAll(ConsumerProject.layer, RedisUrl.layer), { excludeTestServic
               timeoutMillis: 60_000,
               env: { REDIS_URL: yield* RedisUrl }
             })
+          })
+        )
+      }
+      // The README's programs, from the installed tarballs, as copied by a user (only the URL is the test server's).
+      for (const program of readmePrograms()) {
+        it.effect(`README's "${program.heading}" runs with Node ${major}`, () =>
+          Effect.gen(function* () {
+            const { directory } = yield* ConsumerProject
+            const node = yield* nodeBinary(major)
+            const file = path.join(directory, "readme-run", `${program.name}.node${major}.ts`)
+            fs.mkdirSync(path.dirname(file), { recursive: true })
+            fs.writeFileSync(file, withRedisUrl(program, yield* RedisUrl))
+            yield* run(node.file, [file], { cwd: directory, timeoutMillis: 60_000 })
           })
         )
       }
