@@ -37,11 +37,13 @@ describe("Waiting in one process (memory store, TestClock)", () => {
       // the holder's acquire, then the first waiter's try and its try as head of the queue; the others only queued
       assert.strictEqual(acquires("fifo"), 3)
       yield* TestClock.adjust(Duration.seconds(2))
-      assert.strictEqual(acquires("fifo"), 3, "nobody polls while the holder's lease is alive")
+      // Only the head tries again, on its safety net: a quarter of its 5 s budget (jittered by a fifth).
+      const polls = acquires("fifo") - 3
+      assert.isTrue(polls >= 1 && polls <= 2, `the head polled ${polls} times in 2 s`)
       assert.isTrue(holder._tag === "Acquired" && (yield* Lease.release(holder.lease)))
       yield* Fiber.joinAll(fibers)
       assert.deepStrictEqual(order, [1, 2, 3, 4, 5])
-      assert.strictEqual(acquires("fifo"), 3 + 5, "one try per hand-off: no thundering herd")
+      assert.strictEqual(acquires("fifo"), 3 + polls + 5, "one try per hand-off: no thundering herd")
     }).pipe(Effect.provide(layer))
   })
 

@@ -31,6 +31,8 @@ export interface RedisCommands {
     args: ReadonlyArray<string>,
     parse: (reply: unknown) => A | undefined
   ) => Effect.Effect<A, LeaseError.LeaseError>
+  /** The node-redis client the commands go through; `undefined` over the generic service. */
+  readonly client: unknown
 }
 
 /** A Lua script and its SHA-1 (hex), the name `EVALSHA` knows it by. */
@@ -49,7 +51,7 @@ export const luaScript = (lua: string): Effect.Effect<LuaScript> =>
   )
 
 /** What leasehold needs of a node-redis client: `sendCommand`. */
-interface CommandClient {
+export interface CommandClient {
   readonly sendCommand: (args: Array<string>, options?: { readonly timeout?: number }) => Promise<unknown>
 }
 
@@ -82,7 +84,7 @@ export const make = Effect.fnUntraced(function* (redis: Redis.Redis["Service"], 
   const overService = serviceCommands(redis, watchdog, errors)
   const nodeRedis = yield* Effect.serviceOption(NodeRedisClient)
   if (nodeRedis._tag === "None" || !isCommandClient(nodeRedis.value.client)) return overService
-  const direct = clientCommands(nodeRedis.value.client, watchdog, errors)
+  const direct = { ...clientCommands(nodeRedis.value.client, watchdog, errors), client: nodeRedis.value.client }
   return (yield* sameConnection(overService, direct)) ? direct : overService
 })
 
@@ -99,6 +101,7 @@ type Run = <A>(
 ) => Effect.Effect<A, LeaseError.LeaseError>
 
 const fromRun = (run: Run): RedisCommands => ({
+  client: undefined,
   send: (operation, key, args, parse) => run(operation, key, args, undefined, parse),
   evalScript: (operation, key, script, keys, args, parse) => {
     const evalSha = ["EVALSHA", script.sha1, String(keys.length), ...keys, ...args]
@@ -136,6 +139,15 @@ const clientCommands = (client: CommandClient, watchdog: CommandWatchdog, errors
       )
     })
   )
+
+/**
+ * The command sender of a Redis store over `client` directly: for a client that wraps the connection the store
+ * found (`RedisCommands.client`), such as one with a standby connection.
+ */
+export const overClient = (client: CommandClient, timeout: Duration.Duration): RedisCommands => ({
+  ...clientCommands(client, makeWatchdog(Duration.toMillis(timeout)), commandErrors(timeout)),
+  client
+})
 
 /** Over the generic `Redis` service: each command runs in a fiber the watchdog can interrupt. */
 const serviceCommands = (
