@@ -289,7 +289,10 @@ export const make = (
       "leasehold: the lease key is held with no expiry in the store (written by something other than leasehold?); waiters cannot get it until it is deleted"
     ).pipe(Effect.annotateLogs({ leaseKey: held.key }), Effect.andThen(events.heldWithoutExpiry(held)))
 
-  /** Tries until acquired, as the wait policy allows; fails with `AcquireTimeout` when it runs out. */
+  /**
+   * Tries until acquired, as the wait policy allows; when it runs out, fails with `AcquireTimeout`, or with the
+   * store's error if the last try failed.
+   */
   const acquireWaiting = (
     key: LeaseKey,
     ttlMillis: number,
