@@ -1,6 +1,7 @@
 import { assert, describe, layer } from "@effect/vitest"
-import { RedisFaults, RedisTestServer, TcpProxy } from "@leasehold/testing"
-import { Effect, Exit, Fiber, Logger, References } from "effect"
+import { LeaseObserver, RedisFaults, RedisTestServer, TcpProxy } from "@leasehold/testing"
+import { Context, Effect, Exit, Fiber, Layer, Logger, References } from "effect"
+import * as Redis from "effect/persistence/Redis"
 import { Lease, LeaseStore } from "leasehold"
 import { acquired } from "../support.ts"
 import { freshKey, type LeaseClient, leaseClient, leaseRedisKey, nowMillis, reasonOf } from "./support.ts"
@@ -44,45 +45,85 @@ const outcomes = (fibers: ReadonlyArray<Fiber.Fiber<void, unknown>>) =>
     return { served: exits.filter(Exit.isSuccess).length, failures }
   })
 
+/**
+ * `WAITERS` waiters of `side` queued on a key that another client holds and releases in one transaction with
+ * `CLIENT KILL TYPE pubsub`: the side's subscriber is gone before the release is announced, so nobody hears it.
+ * Every waiter must be served; returns how long after the release the first got the lease.
+ */
+const releaseUnheard = (side: LeaseClient) =>
+  Effect.gen(function* () {
+    const redis = yield* RedisFaults.RedisFaults
+    const holder = yield* leaseClient(redis.url)
+    const key = freshKey("pubsub-kill")
+    const lease = acquired(yield* holder.lease.acquire(key, "30 seconds"))
+    const { fibers, entered } = yield* queueWaiters(side, key)
+
+    const releasedAt = yield* nowMillis
+    yield* holder.redis.send("MULTI")
+    yield* holder.redis.send("CLIENT", "KILL", "TYPE", "pubsub")
+    yield* holder.redis.send(
+      "EVAL",
+      LeaseStore.redisScripts.release,
+      "1",
+      leaseRedisKey(key),
+      lease.token,
+      LeaseStore.releaseChannel("lease:"),
+      key
+    )
+    const [killed, released] = yield* holder.redis.send<[number, number]>("EXEC")
+    assert.strictEqual(killed, 1, "the waiters' one subscriber connection was cut")
+    assert.strictEqual(released, 1, "the lease was released, and announced to no subscriber")
+
+    const { served, failures } = yield* outcomes(fibers)
+    assert.deepStrictEqual(failures, [], "no waiter failed")
+    assert.strictEqual(served, WAITERS)
+    const first = Math.min(...entered) - releasedAt
+    console.log(`pubsub kill: release to first acquire ${first.toFixed(1)} ms`)
+    return first
+  })
+
+/** A `LeaseClient` whose store sees only the generic `Redis` service (no node-redis client in its context). */
+const leaseClientOverService = (url: string) =>
+  Effect.gen(function* () {
+    const client = yield* RedisTestServer.connectDisposable(url)
+    const redis = Context.get(client, Redis.Redis)
+    const context = yield* Layer.build(
+      Layer.fresh(Lease.layer).pipe(
+        Layer.provideMerge(Layer.fresh(LeaseObserver.layerRecording)),
+        Layer.provide(LeaseStore.layerRedis()),
+        Layer.provide(Layer.succeed(Redis.Redis, redis))
+      )
+    ).pipe(Effect.provideService(References.MinimumLogLevel, "Error"))
+    const lease = Context.get(context, Lease.Lease)
+    return {
+      lease,
+      recorder: Context.get(context, LeaseObserver.Recorder),
+      redis,
+      run: (effect) => Effect.provideService(effect, Lease.Lease, lease)
+    } satisfies LeaseClient
+  })
+
 describe.skipIf(!RedisTestServer.hasServerBinary())("chaos: waiters across reconnects", () => {
   layer(RedisFaults.layer, { excludeTestServices: true })("waiters", (it) => {
     it.effect(
       "a release while the release subscription reconnects (CLIENT KILL TYPE pubsub) is not lost: the resubscribe makes the head try, and every waiter is served",
       () =>
-        Effect.scoped(
-          Effect.gen(function* () {
-            const redis = yield* RedisFaults.RedisFaults
-            const holder = yield* leaseClient(redis.url)
-            const side = yield* leaseClient(redis.url)
-            const key = freshKey("pubsub-kill")
-            const lease = acquired(yield* holder.lease.acquire(key, "30 seconds"))
-            const { fibers, entered } = yield* queueWaiters(side, key)
+        Effect.gen(function* () {
+          const redis = yield* RedisFaults.RedisFaults
+          const first = yield* releaseUnheard(yield* leaseClient(redis.url))
+          assert.isBelow(first, 1_000, `the first waiter got the lease ${Math.round(first)} ms after the release`)
+        }).pipe(Effect.scoped)
+    )
 
-            // One transaction: the subscriber is gone before the release is announced, so nobody hears it.
-            const releasedAt = yield* nowMillis
-            yield* holder.redis.send("MULTI")
-            yield* holder.redis.send("CLIENT", "KILL", "TYPE", "pubsub")
-            yield* holder.redis.send(
-              "EVAL",
-              LeaseStore.redisScripts.release,
-              "1",
-              leaseRedisKey(key),
-              lease.token,
-              LeaseStore.releaseChannel("lease:"),
-              key
-            )
-            const [killed, released] = yield* holder.redis.send<[number, number]>("EXEC")
-            assert.strictEqual(killed, 1, "the waiters' one subscriber connection was cut")
-            assert.strictEqual(released, 1, "the lease was released, and announced to no subscriber")
-
-            const { served, failures } = yield* outcomes(fibers)
-            assert.deepStrictEqual(failures, [], "no waiter failed")
-            assert.strictEqual(served, WAITERS)
-            const first = Math.min(...entered) - releasedAt
-            console.log(`pubsub kill: release to first acquire ${first.toFixed(1)} ms`)
-            assert.isBelow(first, 1_000, `the first waiter got the lease ${Math.round(first)} ms after the release`)
-          })
-        )
+    it.effect(
+      "the same over the generic Redis service (its subscriber reconnects without telling): the head's safety net finds the free key well inside the budget",
+      () =>
+        Effect.gen(function* () {
+          const redis = yield* RedisFaults.RedisFaults
+          const first = yield* releaseUnheard(yield* leaseClientOverService(redis.url))
+          // The safety net: a quarter of the 6 s budget, jittered by a fifth, after the head's last try.
+          assert.isBelow(first, 2_500, `the first waiter got the lease ${Math.round(first)} ms after the release`)
+        }).pipe(Effect.scoped)
     )
 
     it.effect(
@@ -112,7 +153,7 @@ describe.skipIf(!RedisTestServer.hasServerBinary())("chaos: waiters across recon
             assert.strictEqual(served, WAITERS)
             const first = Math.min(...entered) - releasedAt
             console.log(`command outage: release to first acquire ${first.toFixed(1)} ms`)
-            assert.isBelow(first, 2_000, `the first waiter got the lease ${Math.round(first)} ms after the release`)
+            assert.isBelow(first, 2_500, `the first waiter got the lease ${Math.round(first)} ms after the release`)
             const failedTries = (yield* side.recorder.events).filter((event) => event._tag === "tryFailed").length
             assert.isAbove(failedTries, 0, "tries did fail while the connection was down")
           })
