@@ -19,9 +19,10 @@
  */
 import { type Cause, Context, Duration, Effect, Layer, Option, Queue, type Scope } from "effect"
 import * as Redis from "effect/persistence/Redis"
+import { commandErrors } from "./internal/boundedCommand.ts"
 import * as RedisCommands from "./internal/redisCommands.ts"
 import * as RedisConnections from "./internal/redisConnections.ts"
-import * as LeaseError from "./LeaseError.ts"
+import type * as LeaseError from "./LeaseError.ts"
 import type { LeaseKey } from "./LeaseKey.ts"
 import type { LeaseToken } from "./LeaseToken.ts"
 
@@ -109,8 +110,9 @@ export interface LeaseStore {
   readonly inspect: (key: LeaseKey) => Effect.Effect<Option.Option<Snapshot>, LeaseError.LeaseError>
   /**
    * Listens for releases (by any client) for the life of the scope: a queue of `ReleaseEvent`s. It succeeds once
-   * releases are being heard, so a release after that point is either announced or followed by `Interrupted`
-   * (never missed silently, as far as the store can tell). The queue ends (`Done`) if the listening stops for good.
+   * releases are being heard, so a release after that point is announced, or else an `Interrupted` (then a
+   * `Resumed`) says that it may have been missed, as far as the store can tell. The queue ends (`Done`) if the
+   * listening stops for good.
    */
   readonly watchReleases: Effect.Effect<Queue.Dequeue<ReleaseEvent, Cause.Done>, LeaseError.LeaseError, Scope.Scope>
 }
@@ -298,9 +300,6 @@ type Reply = ReadonlyArray<unknown>
 /** The time a held key has left, from `PTTL`: `-1` means the key has no expiry. */
 const remainingOf = (pttl: number): number => (pttl === -1 ? Number.POSITIVE_INFINITY : Math.max(0, pttl))
 
-const unavailable = (operation: string, key: string, cause: unknown) =>
-  LeaseError.make(new LeaseError.StoreUnavailable({ operation, key, cause }))
-
 /**
  * Makes a Redis store over `effect/persistence/Redis` (see `RedisOptions`). Each operation is one `EVALSHA`.
  * Over node-redis (`NodeRedis` of `@effect/platform-node`), the store keeps connections of its own beside the
@@ -442,7 +441,7 @@ export const makeRedis = Effect.fnUntraced(function* (options?: RedisOptions) {
         yield* RedisConnections.subscribe(client, channel, heard, (event) => {
           if (event === "ended") Queue.endUnsafe(events)
           else Queue.offerUnsafe(events, { _tag: event === "interrupted" ? "Interrupted" : "Resumed" })
-        }).pipe(Effect.mapError((cause) => unavailable("watch releases", channel, cause)))
+        }).pipe(Effect.mapError((cause) => commandErrors(timeout).unavailable("watch releases", channel, cause)))
         return events
       }
       // The generic service reconnects its subscriber without telling: a lost announcement is found by the waiters'
