@@ -31,7 +31,7 @@ export interface RedisCommands {
     args: ReadonlyArray<string>,
     parse: (reply: unknown) => A | undefined
   ) => Effect.Effect<A, LeaseError.LeaseError>
-  /** The node-redis client the commands go through; `undefined` over the generic service. */
+  /** The client the commands go through (node-redis, or a wrapper of it); `undefined` over the generic service. */
   readonly client: unknown
 }
 
