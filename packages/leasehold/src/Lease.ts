@@ -239,7 +239,12 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
     const waiting = waitingMake(
       store,
       layerScope,
-      store.maxOperationMillis === undefined ? undefined : store.maxOperationMillis + undoGraceMillis + 50
+      store.maxOperationMillis === undefined ? undefined : store.maxOperationMillis + undoGraceMillis + 50,
+      {
+        heldWithoutExpiry: (held) =>
+          observe(observer.heldWithoutExpiry({ key: held.key, remaining: held.remaining, holder: held.owner })),
+        tryFailed: (key, error) => observe(observer.tryFailed(key, error))
+      }
     )
     const renewals = renewer.make(
       store,

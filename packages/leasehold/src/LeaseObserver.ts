@@ -42,6 +42,11 @@ export interface Contention {
 
 /**
  * The observer interface: one callback per event.
+ * - `heldWithoutExpiry`: a blocking acquire found the key held with no expiry in the store (written by something
+ *   other than leasehold, or by hand): it cannot free by itself, so the waiter will only get it if someone deletes
+ *   it. Told once per blocking acquire;
+ * - `tryFailed`: a try of a blocking acquire failed (the store did not answer); the waiter keeps waiting, with
+ *   backoff, and gets the error only if its budget ends with the store still failing.
  *
  * @category models
  * @since 0.1.0
@@ -49,6 +54,8 @@ export interface Contention {
 export interface LeaseObserver {
   readonly acquired: (lease: LeaseInfo) => Effect.Effect<void>
   readonly contended: (contention: Contention) => Effect.Effect<void>
+  readonly heldWithoutExpiry: (contention: Contention) => Effect.Effect<void>
+  readonly tryFailed: (key: string, error: LeaseError.LeaseError) => Effect.Effect<void>
   readonly renewed: (lease: LeaseInfo) => Effect.Effect<void>
   readonly renewFailed: (lease: LeaseInfo, error: LeaseError.LeaseError) => Effect.Effect<void>
   readonly lost: (lease: LeaseInfo, reason: LeaseError.LostBecause) => Effect.Effect<void>
@@ -65,6 +72,8 @@ export interface LeaseObserver {
 export const noop: LeaseObserver = {
   acquired: () => Effect.void,
   contended: () => Effect.void,
+  heldWithoutExpiry: () => Effect.void,
+  tryFailed: () => Effect.void,
   renewed: () => Effect.void,
   renewFailed: () => Effect.void,
   lost: () => Effect.void,
@@ -99,8 +108,8 @@ const annotate =
     )
 
 /**
- * An observer that writes every event to Effect's logger: routine events at debug level, contention at debug,
- * failures and losses at warning level. Tokens are never logged.
+ * An observer that writes every event to Effect's logger: routine events at debug level, contention and failed
+ * tries of a waiter at debug, failures, losses and keys without expiry at warning level. Tokens are never logged.
  *
  * @category constructors
  * @since 0.1.0
@@ -111,6 +120,12 @@ export const log: LeaseObserver = {
     Effect.logDebug(
       `lease held by ${Option.match(c.holder, { onNone: () => "another holder", onSome: (owner) => owner.id })}, ${Duration.format(c.remaining)} left`
     ).pipe(annotate(c)),
+  heldWithoutExpiry: (c) =>
+    Effect.logWarning(
+      "lease key held with no expiry in the store (written by something else?): waiters cannot get it until it is deleted"
+    ).pipe(annotate(c)),
+  tryFailed: (key, error) =>
+    Effect.logDebug(`acquire try failed, still waiting: ${error.message}`).pipe(annotate({ key })),
   renewed: (lease) => Effect.logDebug("lease renewed").pipe(annotate(lease)),
   renewFailed: (lease, error) => Effect.logWarning(`lease renew failed: ${error.message}`).pipe(annotate(lease)),
   lost: (lease, reason) => Effect.logWarning(`lease lost (${reason})`).pipe(annotate(lease)),

@@ -17,16 +17,19 @@
  *
  * @since 0.1.0
  */
-import { Context, Duration, Effect, Layer, Option, Queue, type Scope } from "effect"
+import { type Cause, Context, Duration, Effect, Layer, Option, Queue, type Scope } from "effect"
 import * as Redis from "effect/persistence/Redis"
+import { commandErrors } from "./internal/boundedCommand.ts"
 import * as RedisCommands from "./internal/redisCommands.ts"
+import * as RedisConnections from "./internal/redisConnections.ts"
 import type * as LeaseError from "./LeaseError.ts"
 import type { LeaseKey } from "./LeaseKey.ts"
 import type { LeaseToken } from "./LeaseToken.ts"
 
 /**
  * The store's answer to an acquire: the lease was created (with its fence and the store's time of creation), or
- * another token holds the key (with the time it has left and its owner metadata, as stored).
+ * another token holds the key (with the time it has left and its owner metadata, as stored). A key with no expiry
+ * in the store (written by something other than leasehold) has `remainingMillis: Infinity`.
  *
  * @category models
  * @since 0.1.0
@@ -56,7 +59,7 @@ export interface RenewRequest {
 }
 
 /**
- * A read-only view of a held key.
+ * A read-only view of a held key (`remainingMillis: Infinity` for a key without expiry).
  *
  * @category models
  * @since 0.1.0
@@ -106,25 +109,28 @@ export interface LeaseStore {
   readonly isHeld: (key: LeaseKey, token: LeaseToken) => Effect.Effect<boolean, LeaseError.LeaseError>
   readonly inspect: (key: LeaseKey) => Effect.Effect<Option.Option<Snapshot>, LeaseError.LeaseError>
   /**
-   * Listens for releases (by any client) for the life of the scope, calling `onRelease` with each released key and
-   * the fence of the lease that was released (`undefined` when a store cannot tell).
-   * It succeeds once releases are being heard, so a release after that point is not missed; `healthy` turns false
-   * if the notifications stop (then waiters fall back to timers).
+   * Listens for releases (by any client) for the life of the scope: a queue of `ReleaseEvent`s. It succeeds once
+   * releases are being heard, so a release after that point is announced, or else an `Interrupted` (then a
+   * `Resumed`) says that it may have been missed, as far as the store can tell. The queue ends (`Done`) if the
+   * listening stops for good.
    */
-  readonly watchReleases: (
-    onRelease: (key: string, fence: bigint | undefined) => void
-  ) => Effect.Effect<ReleaseWatch, LeaseError.LeaseError, Scope.Scope>
+  readonly watchReleases: Effect.Effect<Queue.Dequeue<ReleaseEvent, Cause.Done>, LeaseError.LeaseError, Scope.Scope>
 }
 
 /**
- * A running subscription to release notifications.
+ * What a release watch hears:
+ * - `Released`: a lease of `key` was released, with the fence of that lease (`undefined` when a store cannot tell);
+ * - `Interrupted`: the announcements stopped (for example the subscriber's connection dropped): releases from now
+ *   on may go unheard until `Resumed`;
+ * - `Resumed`: they are heard again. Any release in between was missed: a waiter should try at once.
  *
  * @category models
  * @since 0.1.0
  */
-export interface ReleaseWatch {
-  readonly healthy: () => boolean
-}
+export type ReleaseEvent =
+  | { readonly _tag: "Released"; readonly key: string; readonly fence: bigint | undefined }
+  | { readonly _tag: "Interrupted" }
+  | { readonly _tag: "Resumed" }
 
 /**
  * The store service.
@@ -160,7 +166,7 @@ interface MemoryEntry {
 export const makeMemory: Effect.Effect<LeaseStore> = Effect.sync(() => {
   const entries = new Map<string, MemoryEntry>()
   const fences = new Map<string, bigint>()
-  const listeners = new Set<(key: string, fence: bigint) => void>()
+  const watchers = new Set<Queue.Queue<ReleaseEvent, Cause.Done>>()
   let sweepAt = 1024
 
   const live = (key: string, now: number): MemoryEntry | undefined => {
@@ -208,7 +214,7 @@ export const makeMemory: Effect.Effect<LeaseStore> = Effect.sync(() => {
         const held = live(key, now)
         if (held?.token !== token) return false
         entries.delete(key)
-        for (const listener of listeners) listener(key, held.fence)
+        for (const watcher of watchers) Queue.offerUnsafe(watcher, { _tag: "Released", key, fence: held.fence })
         return true
       }),
     isHeld: (key, token) => withNow((now) => live(key, now)?.token === token),
@@ -221,15 +227,14 @@ export const makeMemory: Effect.Effect<LeaseStore> = Effect.sync(() => {
           acquiredAt: entry.acquiredAt
         }))
       ),
-    watchReleases: (onRelease) =>
-      Effect.acquireRelease(
-        Effect.sync(() => {
-          const listener = (key: string, fence: bigint) => onRelease(key, fence)
-          listeners.add(listener)
-          return listener
-        }),
-        (listener) => Effect.sync(() => listeners.delete(listener))
-      ).pipe(Effect.as({ healthy: () => true }))
+    watchReleases: Effect.acquireRelease(
+      Effect.tap(Queue.unbounded<ReleaseEvent, Cause.Done>(), (watcher) => Effect.sync(() => watchers.add(watcher))),
+      (watcher) =>
+        Effect.andThen(
+          Effect.sync(() => watchers.delete(watcher)),
+          Queue.shutdown(watcher)
+        )
+    )
   })
 })
 
@@ -292,10 +297,15 @@ const parseRelease = (message: string): { readonly key: string; readonly fence: 
 
 type Reply = ReadonlyArray<unknown>
 
+/** The time a held key has left, from `PTTL`: `-1` means the key has no expiry. */
+const remainingOf = (pttl: number): number => (pttl === -1 ? Number.POSITIVE_INFINITY : Math.max(0, pttl))
+
 /**
- * Makes a Redis store over `effect/persistence/Redis` (see `RedisOptions`). Each operation is one `EVALSHA`. The
- * store lives as long as the scope: when it closes, the store sends nothing more and leaves none of its commands in
- * the client (see docs/redis.md, "Timeouts and closing").
+ * Makes a Redis store over `effect/persistence/Redis` (see `RedisOptions`). Each operation is one `EVALSHA`.
+ * Over node-redis (`NodeRedis` of `@effect/platform-node`), the store keeps connections of its own beside the
+ * client's, for the life of the scope: a release subscriber, and a standby connection for its commands while the
+ * client reconnects (see docs/redis.md, "Reconnects"). When the scope closes, the store sends nothing more and leaves
+ * none of its commands in the client (see docs/redis.md, "Timeouts and closing").
  *
  * @category constructors
  * @since 0.1.0
@@ -307,6 +317,7 @@ export const makeRedis = Effect.fnUntraced(function* (options?: RedisOptions) {
   const channel = releaseChannel(prefix)
   const batchRenewals = options?.batchRenewals ?? true
   const commands = yield* RedisCommands.make(redis, timeout)
+  const client = RedisConnections.isNodeClient(commands.client) ? commands.client : undefined
   const script = RedisCommands.luaScript
   const [acquire, renew, renewBatch, release, isHeld, inspect] = yield* Effect.all([
     script(acquireLua),
@@ -382,7 +393,7 @@ export const makeRedis = Effect.fnUntraced(function* (options?: RedisOptions) {
           }
           const remaining = numberOf(a)
           return created === 0 && remaining !== undefined
-            ? { _tag: "Held", remainingMillis: Math.max(0, remaining), owner: text(b) }
+            ? { _tag: "Held", remainingMillis: remainingOf(remaining), owner: text(b) }
             : undefined
         }
       )
@@ -415,30 +426,37 @@ export const makeRedis = Effect.fnUntraced(function* (options?: RedisOptions) {
           const acquiredAt = numberOf(acquiredAtText)
           return remainingMillis === undefined || fence === undefined || acquiredAt === undefined
             ? undefined
-            : Option.some({ remainingMillis: Math.max(0, remainingMillis), owner: text(owner), fence, acquiredAt })
+            : Option.some({ remainingMillis: remainingOf(remainingMillis), owner: text(owner), fence, acquiredAt })
         }
       ),
-    watchReleases: (onRelease) =>
-      Effect.gen(function* () {
-        let healthy = true
-        const messages = yield* redis.subscribe(channel)
-        yield* Queue.take(messages).pipe(
-          Effect.flatMap((message) =>
-            Effect.sync(() => {
-              const released = parseRelease(message.message)
-              if (released !== undefined) onRelease(released.key, released.fence)
-            })
-          ),
-          Effect.forever,
-          Effect.catchCause((cause) =>
-            Effect.sync(() => {
-              healthy = false
-            }).pipe(Effect.andThen(Effect.logWarning("leasehold: release notifications stopped; waiters poll", cause)))
-          ),
-          Effect.forkScoped
-        )
-        return { healthy: () => healthy }
-      })
+    watchReleases: Effect.gen(function* () {
+      const events = yield* Effect.acquireRelease(Queue.unbounded<ReleaseEvent, Cause.Done>(), Queue.shutdown)
+      const heard = (message: string) => {
+        const released = parseRelease(message)
+        if (released !== undefined) Queue.offerUnsafe(events, { _tag: "Released", ...released })
+      }
+      if (client !== undefined) {
+        yield* RedisConnections.subscribe(client, channel, heard, (event) => {
+          if (event === "ended") Queue.endUnsafe(events)
+          else Queue.offerUnsafe(events, { _tag: event === "interrupted" ? "Interrupted" : "Resumed" })
+        }).pipe(Effect.mapError((cause) => commandErrors(timeout).unavailable("watch releases", channel, cause)))
+        return events
+      }
+      // The generic service reconnects its subscriber without telling: a lost announcement is found by the waiters'
+      // bounded safety-net wake-ups instead.
+      const messages = yield* redis.subscribe(channel)
+      yield* Queue.take(messages).pipe(
+        Effect.flatMap((message) => Effect.sync(() => heard(message.message))),
+        Effect.forever,
+        Effect.catchCause((cause) =>
+          Effect.logWarning("leasehold: release notifications stopped; waiters poll", cause).pipe(
+            Effect.andThen(Queue.end(events))
+          )
+        ),
+        Effect.forkScoped
+      )
+      return events
+    })
   })
 })
 

@@ -125,6 +125,36 @@ describe("Lease auto-renew (memory store, TestClock)", () => {
     }).pipe(Effect.provide(layer))
   })
 
+  it.effect(
+    "failed renews come closer together as the deadline nears: a store back 60 ms before it keeps the lease",
+    () => {
+      const down = { now: true }
+      const { layer } = makeTestLease((memory) => ({
+        renew: (key, token, ttl) =>
+          down.now
+            ? Effect.fail(
+                LeaseError.make(new LeaseError.StoreUnavailable({ operation: "renew", key, cause: new Error("down") }))
+              )
+            : memory.renew(key, token, ttl)
+      }))
+      return Effect.gen(function* () {
+        const fiber = yield* Effect.forkChild(
+          Lease.withLease("nearly", 3_000, Effect.sleep(4_000).pipe(Effect.as("kept")))
+        )
+        // Renews fail from the first (at 1 s) on; the deadline is 3000 - 32 (drift) - 10 (reaction) = 2958 ms.
+        yield* TestClock.adjust(2_900)
+        down.now = false
+        yield* TestClock.adjust(1_100)
+        assert.strictEqual(yield* Fiber.join(fiber), "kept")
+        const events = yield* (yield* RecordingObserver.Recorder).events
+        assert.isFalse(events.some((e) => e._tag === "lost"))
+        // 10 ms doubling, then at most an eighth of the time left: about 20 tries in the 1.9 s outage, not a loop.
+        const failed = events.filter((e) => e._tag === "renewFailed").length
+        assert.isTrue(failed >= 10 && failed <= 40, `${failed} failed renews`)
+      }).pipe(Effect.provide(layer))
+    }
+  )
+
   it.effect("hold: a lost lease interrupts the fiber that acquired it and exposes the reason", () => {
     const { layer } = makeTestLease()
     return Effect.gen(function* () {

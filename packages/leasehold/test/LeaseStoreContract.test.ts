@@ -1,23 +1,13 @@
 import { RedisTestServer } from "@leasehold/testing"
 import * as LeaseStoreContract from "@leasehold/testing/LeaseStoreContract"
-import { Effect, Layer, Schedule } from "effect"
+import { Effect, Layer } from "effect"
 import * as Redis from "effect/persistence/Redis"
 import { TestClock } from "effect/testing"
 import { LeaseStore } from "leasehold"
 
 LeaseStoreContract.run("memory (TestClock)", LeaseStore.layerMemory, { elapse: TestClock.adjust })
 
-const redisOptions = {
-  elapse: Effect.sleep,
-  excludeTestServices: true,
-  awaitAnnouncements: (heard: () => boolean) =>
-    Effect.sync(heard).pipe(
-      Effect.repeat({ until: (done) => done, schedule: Schedule.spaced("2 millis") }),
-      Effect.timeout("5 seconds"),
-      Effect.orDie,
-      Effect.asVoid
-    )
-}
+const redisOptions = { elapse: Effect.sleep, excludeTestServices: true }
 
 // NodeRedis.layer provides both the Redis service and its node-redis client: the store sends on the client.
 LeaseStoreContract.run("redis", LeaseStore.layerRedis().pipe(Layer.provide(RedisTestServer.layer)), redisOptions)

@@ -1,10 +1,10 @@
 import { assert, describe, it, layer } from "@effect/vitest"
-import { RedisTestServer } from "@leasehold/testing"
-import { Clock, Context, Duration, Effect, Exit, Fiber, Layer, Option, Schedule } from "effect"
+import { LeaseObserver, RedisTestServer } from "@leasehold/testing"
+import { type Cause, Clock, Context, Duration, Effect, Exit, Fiber, Layer, Option, Queue, Schedule } from "effect"
 import * as Redis from "effect/persistence/Redis"
 import { TestClock } from "effect/testing"
 import { Lease, LeaseError, LeaseStore } from "leasehold"
-import { makeTestLease } from "./support.ts"
+import { acquired, type Faults, failureOf, makeTestLease, reasonOf } from "./support.ts"
 
 const startNow = { startImmediately: true } as const
 
@@ -37,11 +37,13 @@ describe("Waiting in one process (memory store, TestClock)", () => {
       // the holder's acquire, then the first waiter's try and its try as head of the queue; the others only queued
       assert.strictEqual(acquires("fifo"), 3)
       yield* TestClock.adjust(Duration.seconds(2))
-      assert.strictEqual(acquires("fifo"), 3, "nobody polls while the holder's lease is alive")
+      // Only the head tries again, on its safety net: a quarter of its 5 s budget (jittered by a fifth).
+      const polls = acquires("fifo") - 3
+      assert.isTrue(polls >= 1 && polls <= 2, `the head polled ${polls} times in 2 s`)
       assert.isTrue(holder._tag === "Acquired" && (yield* Lease.release(holder.lease)))
       yield* Fiber.joinAll(fibers)
       assert.deepStrictEqual(order, [1, 2, 3, 4, 5])
-      assert.strictEqual(acquires("fifo"), 3 + 5, "one try per hand-off: no thundering herd")
+      assert.strictEqual(acquires("fifo"), 3 + polls + 5, "one try per hand-off: no thundering herd")
     }).pipe(Effect.provide(layer))
   })
 
@@ -86,6 +88,104 @@ describe("Waiting in one process (memory store, TestClock)", () => {
       assert.strictEqual(reason?._tag === "AcquireTimeout" && reason.holder?.id, "slow-holder")
       yield* TestClock.adjust(Duration.seconds(2))
       assert.isTrue(Exit.isFailure(yield* Fiber.await(head)))
+    }).pipe(Effect.provide(layer))
+  })
+})
+
+/** A memory store whose acquires fail with `StoreUnavailable` while `down.now` is set. */
+const flakyAcquires =
+  (down: { now: boolean }): Faults =>
+  (store) => ({
+    acquire: (key, token, ttlMillis, owner) =>
+      down.now
+        ? Effect.fail(
+            LeaseError.make(new LeaseError.StoreUnavailable({ operation: "acquire", key, cause: new Error("down") }))
+          )
+        : store.acquire(key, token, ttlMillis, owner)
+  })
+
+const tryFailures = Effect.gen(function* () {
+  const recorder = yield* LeaseObserver.Recorder
+  return (yield* recorder.events).filter((event) => event._tag === "tryFailed").length
+})
+
+describe("Waiting through store failures and lost announcements (memory store, TestClock)", () => {
+  it.effect(
+    "a failed try fails that try, not the waiter: it is retried with backoff, and the waiter gets the lease",
+    () => {
+      const down = { now: false }
+      const { layer } = makeTestLease(flakyAcquires(down))
+      return Effect.gen(function* () {
+        yield* warmUp
+        const holder = acquired(yield* Lease.acquire("flaky", "10 seconds"))
+        const waiter = yield* Effect.forkChild(
+          Lease.withLease("flaky", 300, (lease) => Effect.succeed(lease.fence), { wait: "5 seconds" }),
+          startNow
+        )
+        down.now = true
+        assert.isTrue(yield* Lease.release(holder))
+        // The release woke the head; its tries fail, after 10, 20, 40, 80 ms (jittered by a fifth).
+        yield* TestClock.adjust(200)
+        const failed = yield* tryFailures
+        assert.isTrue(failed >= 4 && failed <= 6, `${failed} failed tries in 200 ms`)
+        down.now = false
+        yield* TestClock.adjust(1_000)
+        assert.strictEqual(yield* Fiber.join(waiter), 2n)
+      }).pipe(Effect.provide(layer))
+    }
+  )
+
+  it.effect("when the budget ends with the store still failing, the waiter gets the store's error", () => {
+    const down = { now: false }
+    const { layer } = makeTestLease(flakyAcquires(down))
+    return Effect.gen(function* () {
+      yield* warmUp
+      down.now = true
+      const waiter = yield* Effect.forkChild(Lease.withLease("down", 300, Effect.void, { wait: "2 seconds" }), startNow)
+      yield* TestClock.adjust(Duration.seconds(2))
+      const reason = reasonOf(failureOf(yield* Fiber.await(waiter)))
+      assert.strictEqual(reason._tag, "StoreUnavailable")
+      const failed = yield* tryFailures
+      // 10 ms doubling to 1 s: about 8 tries in 2 s, never a loop.
+      assert.isTrue(failed >= 6 && failed <= 10, `${failed} failed tries in 2 s`)
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("under a Schedule policy, failed tries are retried as the schedule says", () => {
+    const down = { now: true }
+    const { layer, count } = makeTestLease(flakyAcquires(down))
+    return Effect.gen(function* () {
+      const waiter = yield* Effect.forkChild(
+        Lease.withLease("scheduled", 300, Effect.succeed("done"), { wait: Schedule.spaced(100) }),
+        startNow
+      )
+      yield* TestClock.adjust(250)
+      down.now = false
+      yield* TestClock.adjust(100)
+      assert.strictEqual(yield* Fiber.join(waiter), "done")
+      assert.strictEqual(count("acquire"), 4)
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("a resumed release watch makes the head of every queue try at once: releases may have gone unheard", () => {
+    const watch = Effect.runSync(Queue.unbounded<LeaseStore.ReleaseEvent, Cause.Done>())
+    const { layer } = makeTestLease(() => ({ watchReleases: Effect.succeed(watch) }))
+    return Effect.gen(function* () {
+      const store = yield* LeaseStore.LeaseStore
+      const held = [
+        acquired(yield* Lease.acquire("unheard-1", "10 seconds")),
+        acquired(yield* Lease.acquire("unheard-2", "10 seconds"))
+      ]
+      const waiters = yield* Effect.forEach(held, (lease) =>
+        Effect.forkChild(Lease.withLease(lease.key, 300, Effect.succeed(lease.key), { wait: "5 seconds" }), startNow)
+      )
+      yield* TestClock.adjust(1)
+      // Released in the store without an announcement (this watch hears nothing of the store's own).
+      for (const lease of held) assert.isTrue(yield* store.release(lease.key, lease.token))
+      Queue.offerUnsafe(watch, { _tag: "Interrupted" })
+      Queue.offerUnsafe(watch, { _tag: "Resumed" })
+      yield* TestClock.adjust(1)
+      assert.deepStrictEqual(yield* Fiber.joinAll(waiters), ["unheard-1", "unheard-2"])
     }).pipe(Effect.provide(layer))
   })
 })

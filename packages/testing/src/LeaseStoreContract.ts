@@ -13,7 +13,7 @@
  * @since 0.1.0
  */
 import { assert, layer } from "@effect/vitest"
-import { Duration, Effect, Layer, Option } from "effect"
+import { Duration, Effect, Layer, Option, Queue } from "effect"
 import { Lease, type LeaseError, LeaseStore, LeaseToken } from "leasehold"
 
 /**
@@ -21,7 +21,6 @@ import { Lease, type LeaseError, LeaseStore, LeaseToken } from "leasehold"
  * - `elapse`: lets time pass for the store (`TestClock.adjust` for a store on Effect's clock, a real sleep for Redis,
  *   whose expiry is its own).
  * - `excludeTestServices`: run on the real clock (true for Redis).
- * - `awaitAnnouncements`: see below.
  *
  * @category models
  * @since 0.1.0
@@ -29,11 +28,6 @@ import { Lease, type LeaseError, LeaseStore, LeaseToken } from "leasehold"
 export interface Options {
   readonly elapse: (duration: Duration.Input) => Effect.Effect<void>
   readonly excludeTestServices?: boolean | undefined
-  /**
-   * For stores whose release announcements arrive asynchronously (Redis pub/sub): waits until `heard()` holds.
-   * Stores that announce synchronously (memory) leave it out.
-   */
-  readonly awaitAnnouncements?: ((heard: () => boolean) => Effect.Effect<void>) | undefined
 }
 
 let counter = 0
@@ -189,13 +183,7 @@ export const run = <E>(name: string, storeLayer: Layer.Layer<LeaseStore.LeaseSto
       Effect.scoped(
         Effect.gen(function* () {
           const store = yield* LeaseStore.LeaseStore
-          const heard: Array<string> = []
-          const fences: Array<bigint | undefined> = []
-          const watch = yield* store.watchReleases((key, fence) => {
-            heard.push(key)
-            fences.push(fence)
-          })
-          assert.isTrue(watch.healthy())
+          const releases = yield* store.watchReleases
           const key = freshKey("announce")
           const lease = acquired(yield* Lease.acquire(key, "10 seconds"))
           assert.isFalse(yield* store.release(lease.key, forgedToken))
@@ -205,11 +193,31 @@ export const run = <E>(name: string, storeLayer: Layer.Layer<LeaseStore.LeaseSto
           yield* options.elapse(Duration.millis(200))
           const marker = freshKey("announce-marker")
           assert.isTrue(yield* Lease.release(acquired(yield* Lease.acquire(marker, "10 seconds"))))
-          yield* options.awaitAnnouncements?.(() => heard.includes(marker)) ?? Effect.void
-          assert.deepStrictEqual(heard, [key, marker])
-          assert.deepStrictEqual(fences, [lease.fence, 1n], "each announcement names the released lease's fence")
+          const heard: Array<LeaseStore.ReleaseEvent> = []
+          while (!heard.some((event) => event._tag === "Released" && event.key === marker)) {
+            // Bounded for a store on the real clock (under a TestClock a store must announce synchronously).
+            heard.push(yield* Queue.take(releases).pipe(Effect.timeout("5 seconds")))
+          }
+          assert.deepStrictEqual(
+            heard,
+            [
+              { _tag: "Released", key, fence: lease.fence },
+              { _tag: "Released", key: marker, fence: 1n }
+            ],
+            "each announcement names the released key and the lease's fence"
+          )
         })
       )
+    )
+
+    it.effect("a release watch ends with the scope that opened it", () =>
+      Effect.gen(function* () {
+        const store = yield* LeaseStore.LeaseStore
+        const releases = yield* Effect.scoped(store.watchReleases)
+        const key = freshKey("announce-closed")
+        assert.isTrue(yield* Lease.release(acquired(yield* Lease.acquire(key, "10 seconds"))))
+        assert.isTrue(Option.isNone(yield* Queue.poll(releases)), "a closed watch hears nothing")
+      })
     )
 
     it.effect("bad input never reaches the store: typed reasons for keys and TTLs", () =>

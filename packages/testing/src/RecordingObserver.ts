@@ -27,6 +27,8 @@ import { type LeaseError, LeaseObserver } from "leasehold"
 export type ObservedEvent =
   | { readonly _tag: "acquired"; readonly lease: LeaseObserver.LeaseInfo }
   | { readonly _tag: "contended"; readonly contention: LeaseObserver.Contention }
+  | { readonly _tag: "heldWithoutExpiry"; readonly contention: LeaseObserver.Contention }
+  | { readonly _tag: "tryFailed"; readonly key: string; readonly error: LeaseError.LeaseError }
   | { readonly _tag: "renewed"; readonly lease: LeaseObserver.LeaseInfo }
   | { readonly _tag: "renewFailed"; readonly lease: LeaseObserver.LeaseInfo; readonly error: LeaseError.LeaseError }
   | { readonly _tag: "lost"; readonly lease: LeaseObserver.LeaseInfo; readonly because: LeaseError.LostBecause }
@@ -75,6 +77,8 @@ export const make: Effect.Effect<Recorder["Service"]> = Effect.sync(() => {
   const observer: LeaseObserver.LeaseObserver = {
     acquired: (lease) => record({ _tag: "acquired", lease }),
     contended: (contention) => record({ _tag: "contended", contention }),
+    heldWithoutExpiry: (contention) => record({ _tag: "heldWithoutExpiry", contention }),
+    tryFailed: (key, error) => record({ _tag: "tryFailed", key, error }),
     renewed: (lease) => record({ _tag: "renewed", lease }),
     renewFailed: (lease, error) => record({ _tag: "renewFailed", lease, error }),
     lost: (lease, because) => record({ _tag: "lost", lease, because }),

@@ -105,6 +105,23 @@ describe.skipIf(!hasServerBinary())("RedisFaults (a spawned redis-server)", () =
     )
   )
 
+  it.live("append-only: every acknowledged write survives a kill and start, with its expiry", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const faults = yield* RedisFaults.makeWith({ appendOnly: true })
+        const redis = yield* connect(faults.url)
+        yield* redis.send("SET", "faults:kept", "before", "PX", "60000")
+        yield* faults.kill
+        yield* faults.start
+        assert.strictEqual(yield* pingUntilAnswered(redis), "PONG")
+        assert.strictEqual(yield* redis.send<string | null>("GET", "faults:kept"), "before")
+        const pttl = yield* redis.send<number>("PTTL", "faults:kept")
+        assert.isTrue(pttl > 50_000 && pttl <= 60_000, `the expiry is kept: ${pttl} ms`)
+        assert.include(yield* redis.send<string>("INFO", "persistence"), "aof_enabled:1")
+      })
+    )
+  )
+
   it.live("restart: a new, empty process on the same port; a paused server is killed too", () =>
     withFaults((faults) =>
       Effect.gen(function* () {

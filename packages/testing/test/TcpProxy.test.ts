@@ -156,6 +156,30 @@ layer(RedisTestServer.layer, { excludeTestServices: true })("TcpProxy (a real re
     )
   )
 
+  it.effect("refuse: new connections are closed at once, open ones stay; heal accepts again", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const { proxy, client } = yield* proxied
+        const closedAtOnce = Effect.callback<boolean>((resume) => {
+          const raw = net.connect({ host: proxy.host, port: proxy.port })
+          raw.on("error", () => {})
+          raw.once("close", () => resume(Effect.succeed(true)))
+          raw.once("data", () => resume(Effect.succeed(false)))
+          raw.once("connect", () => raw.write("PING\r\n"))
+          return Effect.sync(() => raw.destroy())
+        })
+        yield* proxy.refuse
+        assert.isTrue(yield* closedAtOnce.pipe(Effect.timeout("2 seconds")), "a new connection is closed unanswered")
+        assert.strictEqual(yield* client.send<string>("PING"), "PONG", "an open connection still works")
+        yield* proxy.heal
+        assert.isFalse(
+          yield* closedAtOnce.pipe(Effect.timeout("2 seconds")),
+          "after heal, a new connection is answered"
+        )
+      })
+    )
+  )
+
   it.effect("closing the scope destroys the connections and stops listening", () =>
     Effect.gen(function* () {
       const server = yield* RedisTestServer.RedisTestServer

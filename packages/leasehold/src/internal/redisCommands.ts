@@ -3,6 +3,7 @@ import type * as Redis from "effect/persistence/Redis"
 import * as LeaseError from "../LeaseError.ts"
 import { type CommandErrors, commandErrors } from "./boundedCommand.ts"
 import { type CommandWatchdog, make as makeWatchdog } from "./commandWatchdog.ts"
+import * as RedisConnections from "./redisConnections.ts"
 
 /**
  * How the Redis store sends its commands, each bounded by the command timeout and each failure, timeout or
@@ -31,6 +32,8 @@ export interface RedisCommands {
     args: ReadonlyArray<string>,
     parse: (reply: unknown) => A | undefined
   ) => Effect.Effect<A, LeaseError.LeaseError>
+  /** The node-redis client the commands go through; `undefined` over the generic service. */
+  readonly client: unknown
 }
 
 /** A Lua script and its SHA-1 (hex), the name `EVALSHA` knows it by. */
@@ -103,8 +106,22 @@ export const make = Effect.fnUntraced(function* (redis: Redis.Redis["Service"], 
   const sent = makeSentCommands(timeoutMillis)
   const direct = clientCommands(client, watchdog, errors, state, sent)
   if (!(yield* sameConnection(overService, direct))) return yield* Effect.as(closeWith(Effect.void), overService)
+  // While the client reconnects, commands go over a standby connection of the store's own (see `withStandby`).
+  // Registered first, closed last: the close below waits for the commands in flight on either connection.
+  const standby = RedisConnections.isNodeClient(client)
+    ? RedisConnections.withStandby(client, timeoutMillis)
+    : undefined
+  if (standby !== undefined) yield* Effect.addFinalizer(() => Effect.sync(standby.close))
   yield* closeWith(settleAtClose(client, sent))
-  return direct
+  if (standby === undefined) return { ...direct, client }
+  const sender: CommandClient = {
+    sendCommand: standby.sendCommand,
+    get isReady() {
+      return client.isReady
+    },
+    destroy: () => client.destroy()
+  }
+  return { ...clientCommands(sender, watchdog, errors, state, sent), client }
 })
 
 /** Whether the store's scope has closed: from then on its commands fail without being sent. */
@@ -186,6 +203,7 @@ type Run = <A>(
 ) => Effect.Effect<A, LeaseError.LeaseError>
 
 const fromRun = (run: Run): RedisCommands => ({
+  client: undefined,
   send: (operation, key, args, parse) => run(operation, key, args, undefined, parse),
   evalScript: (operation, key, script, keys, args, parse) => {
     const evalSha = ["EVALSHA", script.sha1, String(keys.length), ...keys, ...args]

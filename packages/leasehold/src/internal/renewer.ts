@@ -34,6 +34,14 @@ const batchWindow = (renewal: Renewal) => Math.min(50, renewal.intervalMillis / 
 const deadlineOf = (renewal: Renewal) => renewal.lease.validUntil - renewal.reaction
 
 /**
+ * The pause before retrying a failed renew: 10 ms doubling, at most half the interval, and at most an eighth of the
+ * time left before the deadline (at least 10 ms). A store that comes back shortly before a lease's deadline is then
+ * tried again soon enough to keep it.
+ */
+const retryDelay = (renewal: Renewal, now: number) =>
+  Math.min(10 * 2 ** renewal.failures, renewal.intervalMillis / 2, Math.max(10, (deadlineOf(renewal) - now) / 8))
+
+/**
  * The renewals of every auto-renewed lease of one `Lease` service, run by one fiber instead of one per lease: it
  * sleeps until the next lease is due, then renews together every lease due within a short window (one script per
  * batch on Redis), each batch bounded by the earliest deadline in it. A lease is renewed every `intervalMillis`
@@ -104,7 +112,7 @@ export const make = (store: LeaseStore.LeaseStore, events: RenewalEvents, layerS
           continue
         }
         yield* events.renewFailed(renewal.lease, replies.failure)
-        const retryAt = now + Math.min(10 * 2 ** renewal.failures, renewal.intervalMillis / 2)
+        const retryAt = now + retryDelay(renewal, now)
         renewal.failures++
         if (now >= deadlineOf(renewal)) yield* lose(renewal, "store-unavailable")
         else renewal.nextAt = Math.min(retryAt, deadlineOf(renewal))

@@ -38,6 +38,8 @@ export interface WaitRoom<Holder> {
   readonly join: (key: string) => Effect.Effect<Ticket<Holder>, never, Scope.Scope>
   /** A release of `key` was announced: wake the head of its queue. */
   readonly notify: (key: string) => void
+  /** Any release may have gone unheard: wake the head of every queue to try. */
+  readonly notifyAll: () => void
   /** Whether anyone in this process waits for `key` (a newcomer then queues behind them instead of trying). */
   readonly hasWaiters: (key: string) => boolean
 }
@@ -119,5 +121,12 @@ export const make = <Holder>(): WaitRoom<Holder> => {
     if (head !== undefined) wake(head, { probe: true, fallbackMillis: undefined })
   }
 
-  return { join, notify, hasWaiters: (key) => queues.has(key) }
+  const notifyAll = () => {
+    for (const queue of queues.values()) {
+      const head = queue.tickets[0]
+      if (head !== undefined) wake(head, { probe: true, fallbackMillis: undefined })
+    }
+  }
+
+  return { join, notify, notifyAll, hasWaiters: (key) => queues.has(key) }
 }
