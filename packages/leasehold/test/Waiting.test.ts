@@ -1,5 +1,5 @@
 import { assert, describe, it, layer } from "@effect/vitest"
-import { LeaseObserver, RedisTestServer } from "@leasehold/testing"
+import { RecordingObserver, RedisTestServer } from "@leasehold/testing"
 import { type Cause, Clock, Context, Duration, Effect, Exit, Fiber, Layer, Option, Queue, Schedule } from "effect"
 import * as Redis from "effect/persistence/Redis"
 import { TestClock } from "effect/testing"
@@ -105,7 +105,7 @@ const flakyAcquires =
   })
 
 const tryFailures = Effect.gen(function* () {
-  const recorder = yield* LeaseObserver.Recorder
+  const recorder = yield* RecordingObserver.Recorder
   return (yield* recorder.events).filter((event) => event._tag === "tryFailed").length
 })
 

@@ -1,6 +1,6 @@
 import { NodeRedis } from "@effect/platform-node"
 import { assert, describe, layer } from "@effect/vitest"
-import { LeaseObserver, RedisFaults, RedisTestServer } from "@leasehold/testing"
+import { RecordingObserver, RedisFaults, RedisTestServer } from "@leasehold/testing"
 import { Context, Deferred, Effect, Fiber, Layer, References } from "effect"
 import { Lease, LeaseStore } from "leasehold"
 import { freshKey, nowMillis } from "./support.ts"
@@ -19,12 +19,12 @@ const leaseService = (url: string, disableOfflineQueue: boolean) =>
   Effect.gen(function* () {
     const context = yield* Layer.build(
       Layer.fresh(Lease.layer).pipe(
-        Layer.provideMerge(Layer.fresh(LeaseObserver.layerRecording)),
+        Layer.provideMerge(Layer.fresh(RecordingObserver.layer)),
         Layer.provide(LeaseStore.layerRedis()),
         Layer.provide(NodeRedis.layer({ url, disableOfflineQueue }))
       )
     ).pipe(Effect.provideService(References.MinimumLogLevel, "Error"))
-    return { lease: Context.get(context, Lease.Lease), recorder: Context.get(context, LeaseObserver.Recorder) }
+    return { lease: Context.get(context, Lease.Lease), recorder: Context.get(context, RecordingObserver.Recorder) }
   })
 
 /**

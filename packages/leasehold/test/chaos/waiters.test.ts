@@ -1,5 +1,5 @@
 import { assert, describe, layer } from "@effect/vitest"
-import { LeaseObserver, RedisFaults, RedisTestServer, TcpProxy } from "@leasehold/testing"
+import { RecordingObserver, RedisFaults, RedisTestServer, TcpProxy } from "@leasehold/testing"
 import { Context, Effect, Exit, Fiber, Layer, Logger, References } from "effect"
 import * as Redis from "effect/persistence/Redis"
 import { Lease, LeaseStore } from "leasehold"
@@ -89,7 +89,7 @@ const leaseClientOverService = (url: string) =>
     const redis = Context.get(client, Redis.Redis)
     const context = yield* Layer.build(
       Layer.fresh(Lease.layer).pipe(
-        Layer.provideMerge(Layer.fresh(LeaseObserver.layerRecording)),
+        Layer.provideMerge(Layer.fresh(RecordingObserver.layer)),
         Layer.provide(LeaseStore.layerRedis()),
         Layer.provide(Layer.succeed(Redis.Redis, redis))
       )
@@ -97,7 +97,7 @@ const leaseClientOverService = (url: string) =>
     const lease = Context.get(context, Lease.Lease)
     return {
       lease,
-      recorder: Context.get(context, LeaseObserver.Recorder),
+      recorder: Context.get(context, RecordingObserver.Recorder),
       redis,
       run: (effect) => Effect.provideService(effect, Lease.Lease, lease)
     } satisfies LeaseClient
