@@ -9,7 +9,7 @@
  * a process that holds one lease after another keeps its history.
  */
 import { monitorEventLoopDelay } from "node:perf_hooks"
-import { type Clock, Context, Clock as EffectClock } from "effect"
+import { Clock, Context } from "effect"
 
 /** The histogram's sampling interval: a timer armed this often, its lateness recorded. */
 const resolutionMillis = 10
@@ -30,7 +30,8 @@ const hops = 2
 
 type IntervalHistogram = ReturnType<typeof monitorEventLoopDelay>
 
-let histogram: IntervalHistogram | undefined
+/** The process's histogram; `null` where the runtime has none to give (the margin is then 0). */
+let histogram: IntervalHistogram | null | undefined
 let watchers = 0
 let windowStart = 0
 /** The worst lateness of each past window, the newest last. */
@@ -38,13 +39,23 @@ let past: Array<number> = []
 /** When the histogram was last stopped: a lease taken soon after still sees the delays before it. */
 let stoppedAt = Number.NEGATIVE_INFINITY
 
-const start = (): void => {
+const histogramOf = (): IntervalHistogram | null => {
+  if (histogram === undefined) {
+    try {
+      histogram = monitorEventLoopDelay({ resolution: resolutionMillis })
+    } catch {
+      histogram = null
+    }
+  }
+  return histogram
+}
+
+const start = (monitor: IntervalHistogram): void => {
   const now = performance.now()
-  histogram ??= monitorEventLoopDelay({ resolution: resolutionMillis })
   if (now - stoppedAt > windows * windowMillis) past = []
   // Reset before enabling: a histogram enabled again would record the whole pause as one late sample.
-  histogram.reset()
-  histogram.enable()
+  monitor.reset()
+  monitor.enable()
   windowStart = now
 }
 
@@ -84,7 +95,7 @@ export interface Lateness {
 const none: Lateness = { millis: () => 0, release: () => {} }
 
 /** Effect's own clock: its timers are the event loop's. */
-const defaultClock = Context.get(Context.empty(), EffectClock.Clock)
+const defaultClock = Context.get(Context.empty(), Clock.Clock)
 
 /**
  * Watches the event-loop delay for a lease of `ttlMillis`. Under a clock other than Effect's default (a
@@ -92,9 +103,9 @@ const defaultClock = Context.get(Context.empty(), EffectClock.Clock)
  * exact.
  */
 export const watch = (clock: Clock.Clock, ttlMillis: number): Lateness => {
-  if (clock !== defaultClock) return none
-  if (watchers++ === 0) start()
-  const monitor = histogram!
+  const monitor = clock === defaultClock ? histogramOf() : null
+  if (monitor === null) return none
+  if (watchers++ === 0) start(monitor)
   const bound = ttlMillis / 4
   let released = false
   return {
