@@ -23,8 +23,8 @@ import { Lease, LeaseObserver, LeaseStore } from "leasehold"
 
 /** What to run: how many trials (and how many at once), which TTL, how many CPU burners, which seed. */
 export interface Options {
-  /** Alternate `constant` and `measured` trials (the default), or run `measured` ones only. */
-  readonly compare: boolean
+  /** Which margins to run: `both` alternates them trial by trial (the default), or one of them only. */
+  readonly margins: Mode | "both"
   readonly trials: number
   readonly concurrency: number
   readonly ttlMillis: number
@@ -34,7 +34,7 @@ export interface Options {
 }
 
 /** The command's defaults: 200 trials, 4 at once, TTL 1 s, two burners (both cores of this machine busy). */
-export const defaults = { trials: 200, concurrency: 4, ttlMillis: 1_000, burners: 2, compare: true } as const
+export const defaults = { trials: 200, concurrency: 4, ttlMillis: 1_000, burners: 2, margins: "both" } as const
 
 /** Which margin a trial ran with (see the module comment). */
 export type Mode = "measured" | "constant"
@@ -55,7 +55,7 @@ export interface Trial {
   readonly outcome: string
 }
 
-/** The trials; `afterExpiry` and `notLost` count the measured ones (the library as it is). */
+/** The trials; `afterExpiry` and `notLost` count the measured ones (the library as it is), if any were run. */
 export interface Report {
   readonly options: Options
   readonly trials: ReadonlyArray<Trial>
@@ -216,7 +216,8 @@ export const run = (options: Options): Effect.Effect<Report, unknown, Scope.Scop
       `timing: seed ${options.seed}, ${options.trials} trials (${options.concurrency} at once), TTL ${ttl} ms, ${options.burners} CPU burners`
     )
     const cuts = Array.from({ length: options.trials }, () => ttl * (0.5 + next()))
-    const modeOf = (index: number): Mode => (options.compare && index % 2 === 0 ? "constant" : "measured")
+    const modeOf = (index: number): Mode =>
+      options.margins !== "both" ? options.margins : index % 2 === 0 ? "constant" : "measured"
     const results = yield* Effect.forEach(
       cuts,
       (cut, index) =>
@@ -261,7 +262,8 @@ const count = (items: ReadonlyArray<string>): Record<string, number> => {
 
 /** A human summary of a report: the distributions of each mode. */
 export const summary = (report: Report): string => {
-  const modes: ReadonlyArray<Mode> = report.options.compare ? ["constant", "measured"] : ["measured"]
+  const modes: ReadonlyArray<Mode> =
+    report.options.margins === "both" ? ["constant", "measured"] : [report.options.margins]
   const lines = [
     `timing: seed ${report.options.seed}, ${report.trials.length} trials timed (${report.skipped} skipped), TTL ${report.options.ttlMillis} ms, ${report.options.burners} CPU burners`
   ]

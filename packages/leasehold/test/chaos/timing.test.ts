@@ -13,7 +13,7 @@ describe.skipIf(!RedisTestServer.hasServerBinary())("chaos: timing (TTL 1 s, two
     () =>
       Effect.gen(function* () {
         const report = yield* Effect.scoped(
-          Timing.run({ trials: 6, concurrency: 2, ttlMillis: 1_000, burners: 2, seed: 9, compare: false })
+          Timing.run({ trials: 6, concurrency: 2, ttlMillis: 1_000, burners: 2, seed: 9, margins: "measured" })
         ).pipe(Effect.provideService(References.MinimumLogLevel, "Error"))
         const summary = Timing.summary(report)
         console.log(summary)
