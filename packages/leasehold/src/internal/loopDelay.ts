@@ -1,11 +1,11 @@
 /**
  * How late this process's timers run, from Node's event-loop delay histogram (`perf_hooks.monitorEventLoopDelay`):
  * the renewer gives up on a lease earlier by that much, so that a process whose timers fire late (both cores busy, a
- * long GC) still interrupts the work before the store expires the lease. A constant margin cannot: the lateness of a
- * loaded machine is tens of milliseconds, of a quiet one well under one.
+ * long GC) still interrupts the work before the store expires the lease. No constant margin fits both a loaded
+ * machine and a quiet one (docs/performance.md, "When timers run late").
  *
- * One histogram per process, started by the first lease watched and stopped when the last is released (its timer
- * is unref'd by Node: it never keeps a process alive). What it saw is remembered for a few seconds across a stop, so
+ * One pair of histograms per process, started by the first lease watched and stopped when the last is released
+ * (their timers are unref'd by Node: they never keep a process alive). What it saw is remembered for a few seconds across a stop, so
  * a process that holds one lease after another keeps its history.
  */
 import { monitorEventLoopDelay } from "node:perf_hooks"
@@ -30,32 +30,43 @@ const hops = 2
 
 type IntervalHistogram = ReturnType<typeof monitorEventLoopDelay>
 
-/** The process's histogram; `null` where the runtime has none to give (the margin is then 0). */
-let histogram: IntervalHistogram | null | undefined
+/**
+ * The process's two histograms, `null` where the runtime has none to give (the margin is then 0). Two, reset in
+ * turn at each new window: a reset drops the interval in progress, so a stall that a read follows at once (the
+ * renewer reads right after its own late timer) would be lost with one; the other histogram still holds it.
+ */
+let histograms: readonly [IntervalHistogram, IntervalHistogram] | null | undefined
+/** Which histogram the next window resets. */
+let turn: 0 | 1 = 0
 let watchers = 0
 let windowStart = 0
 /** The worst lateness of each past window, the newest last. */
 let past: Array<number> = []
-/** When the histogram was last stopped: a lease taken soon after still sees the delays before it. */
+/** When the histograms were last stopped: a lease taken soon after still sees the delays before it. */
 let stoppedAt = Number.NEGATIVE_INFINITY
 
-const histogramOf = (): IntervalHistogram | null => {
-  if (histogram === undefined) {
+const histogramsOf = (): readonly [IntervalHistogram, IntervalHistogram] | null => {
+  if (histograms === undefined) {
     try {
-      histogram = monitorEventLoopDelay({ resolution: resolutionMillis })
+      histograms = [
+        monitorEventLoopDelay({ resolution: resolutionMillis }),
+        monitorEventLoopDelay({ resolution: resolutionMillis })
+      ]
     } catch {
-      histogram = null
+      histograms = null
     }
   }
-  return histogram
+  return histograms
 }
 
-const start = (monitor: IntervalHistogram): void => {
+const start = (monitors: readonly [IntervalHistogram, IntervalHistogram]): void => {
   const now = performance.now()
   if (now - stoppedAt > windows * windowMillis) past = []
-  // Reset before enabling: a histogram enabled again would record the whole pause as one late sample.
-  monitor.reset()
-  monitor.enable()
+  for (const monitor of monitors) {
+    // Reset before enabling: a histogram enabled again would record the whole pause as one late sample.
+    monitor.reset()
+    monitor.enable()
+  }
   windowStart = now
 }
 
@@ -65,27 +76,35 @@ const closeWindow = (lateness: number): void => {
   if (past.length > windows - 1) past.shift()
 }
 
-/** Each sample is the interval the histogram's timer took; anything beyond its resolution is lateness. */
-const currentLateness = (monitor: IntervalHistogram): number =>
+/** Each sample is the interval a histogram's timer took; anything beyond its resolution is lateness. */
+const latenessOf = (monitor: IntervalHistogram): number =>
   monitor.count > 0 ? Math.max(0, monitor.max / 1e6 - resolutionMillis) : 0
 
-/** How late the histogram's own timer fired at worst in the recent windows, in milliseconds. */
-const recentLatenessMillis = (monitor: IntervalHistogram): number => {
-  const current = currentLateness(monitor)
+const currentLateness = (monitors: readonly [IntervalHistogram, IntervalHistogram]): number =>
+  Math.max(latenessOf(monitors[0]), latenessOf(monitors[1]))
+
+/**
+ * How late the histograms' timers fired at worst in the recent windows, in milliseconds; `Infinity` until they have
+ * watched one whole window (a process's first lease, or the first after a long pause between leases): what the
+ * process is seeing is not known yet, so the caller assumes the worst it allows.
+ */
+const recentLatenessMillis = (monitors: readonly [IntervalHistogram, IntervalHistogram]): number => {
+  const current = currentLateness(monitors)
   const now = performance.now()
   if (now - windowStart >= windowMillis) {
-    // Windows nobody read are merged into this one: their samples are all in the histogram.
+    // Windows nobody read are merged into this one: their samples are all in the histograms.
     closeWindow(current)
-    monitor.reset()
+    monitors[turn].reset()
+    turn = turn === 0 ? 1 : 0
     windowStart = now
   }
-  return Math.max(current, ...past)
+  return past.length === 0 ? Number.POSITIVE_INFINITY : Math.max(current, ...past)
 }
 
 /**
  * The lateness margin of one auto-renewed lease: `millis()` is how much earlier than its constant reaction time the
- * renewer gives up (twice the recent event-loop delay, at most a quarter of the TTL); `release()` ends the watch
- * (idempotent).
+ * renewer gives up (twice the recent event-loop delay, at most a quarter of the TTL, which is also the margin while
+ * the first window is watched); `release()` ends the watch (idempotent).
  */
 export interface Lateness {
   readonly millis: () => number
@@ -103,19 +122,19 @@ const defaultClock = Context.get(Context.empty(), Clock.Clock)
  * exact.
  */
 export const watch = (clock: Clock.Clock, ttlMillis: number): Lateness => {
-  const monitor = clock === defaultClock ? histogramOf() : null
-  if (monitor === null) return none
-  if (watchers++ === 0) start(monitor)
+  const monitors = clock === defaultClock ? histogramsOf() : null
+  if (monitors === null) return none
+  if (watchers++ === 0) start(monitors)
   const bound = ttlMillis / 4
   let released = false
   return {
-    millis: () => (released ? 0 : Math.min(bound, hops * recentLatenessMillis(monitor))),
+    millis: () => (released ? 0 : Math.min(bound, hops * recentLatenessMillis(monitors))),
     release: () => {
       if (released) return
       released = true
       if (--watchers > 0) return
-      closeWindow(currentLateness(monitor))
-      monitor.disable()
+      closeWindow(currentLateness(monitors))
+      for (const monitor of monitors) monitor.disable()
       stoppedAt = performance.now()
     }
   }

@@ -13,7 +13,15 @@ describe.skipIf(!RedisTestServer.hasServerBinary())("chaos: timing (TTL 1 s, two
     () =>
       Effect.gen(function* () {
         const report = yield* Effect.scoped(
-          Timing.run({ trials: 6, concurrency: 2, ttlMillis: 1_000, burners: 2, seed: 9, margins: "measured" })
+          Timing.run({
+            trials: 6,
+            concurrency: 2,
+            ttlMillis: 1_000,
+            burners: 2,
+            seed: 9,
+            margins: "measured",
+            log: console.log
+          })
         ).pipe(Effect.provideService(References.MinimumLogLevel, "Error"))
         const summary = Timing.summary(report)
         console.log(summary)
