@@ -83,11 +83,7 @@ const latenessOf = (monitor: IntervalHistogram): number =>
 const currentLateness = (monitors: readonly [IntervalHistogram, IntervalHistogram]): number =>
   Math.max(latenessOf(monitors[0]), latenessOf(monitors[1]))
 
-/**
- * How late the histograms' timers fired at worst in the recent windows, in milliseconds; `Infinity` until they have
- * watched one whole window (a process's first lease, or the first after a long pause between leases): what the
- * process is seeing is not known yet, so the caller assumes the worst it allows.
- */
+/** How late the histograms' timers fired at worst in the recent windows, in milliseconds. */
 const recentLatenessMillis = (monitors: readonly [IntervalHistogram, IntervalHistogram]): number => {
   const current = currentLateness(monitors)
   const now = performance.now()
@@ -98,13 +94,13 @@ const recentLatenessMillis = (monitors: readonly [IntervalHistogram, IntervalHis
     turn = turn === 0 ? 1 : 0
     windowStart = now
   }
-  return past.length === 0 ? Number.POSITIVE_INFINITY : Math.max(current, ...past)
+  return Math.max(current, ...past)
 }
 
 /**
  * The lateness margin of one auto-renewed lease: `millis()` is how much earlier than its constant reaction time the
- * renewer gives up (twice the recent event-loop delay, at most a quarter of the TTL, which is also the margin while
- * the first window is watched); `release()` ends the watch (idempotent).
+ * renewer gives up (twice the recent event-loop delay, at most a quarter of the TTL); `release()` ends the watch
+ * (idempotent).
  */
 export interface Lateness {
   readonly millis: () => number
