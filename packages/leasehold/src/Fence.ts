@@ -103,7 +103,7 @@ const bounded = <A>(
  * Writes `value` to the Redis hash `resource` if `fence` is at least the highest fence accepted there, in one
  * atomic script; `true` when applied, `false` when the writer is stale (a higher fence was accepted; nothing
  * changed). `resource` is the Redis key of the protected value, named by you (it is not prefixed); give it a hash tag
- * if it must share a Cluster slot with other keys. A fence below 1 fails with `InvalidOption`; Redis failures,
+ * if it must share a Cluster slot with other keys (`LeaseStore.hashTag(key)` is the tag of a lease's keys). A fence below 1 fails with `InvalidOption`; Redis failures,
  * timeouts and a `resource` that is not such a hash fail with `StoreUnavailable`.
  *
  * ```ts

@@ -1,8 +1,9 @@
 /**
  * What a lease locks: a validated, branded string (the seed's `LeaseKey`).
  *
- * A key is 1 to 512 characters with no control characters. In Redis it lives inside a hash tag (`lease:{<key>}`),
- * so every Redis key of one lease shares a cluster slot.
+ * A key is 1 to 512 characters of well-formed Unicode (no lone surrogate) with no control characters. In Redis it
+ * lives inside a hash tag (`lease:{<key>}`, with `%` and `}` percent-escaped so the tag stays whole), so every Redis
+ * key of one lease shares a cluster slot.
  *
  * ```ts
  * import { LeaseKey } from "leasehold"
@@ -27,10 +28,19 @@ export const maxLength = 512
 // biome-ignore lint/suspicious/noControlCharactersInRegex: the pattern exists to find control characters
 const controlCharacter = /[\u0000-\u001f\u007f-\u009f]/
 
+// With the `u` flag a surrogate pair is one code point, so only a lone surrogate matches.
+const loneSurrogate = /\p{Surrogate}/u
+
 const problemOf = (key: string): string | undefined => {
   if (key.length === 0) return "it is empty"
   if (key.length > maxLength) return `it is ${key.length} characters long, more than ${maxLength}`
   if (controlCharacter.test(key)) return "it contains a control character"
+  const surrogate = loneSurrogate.exec(key)
+  if (surrogate !== null) {
+    const unit = surrogate[0].charCodeAt(0).toString(16).toUpperCase()
+    // Redis keys are bytes: UTF-8 turns every lone surrogate into U+FFFD, so such keys would share one Redis key.
+    return `it is not well-formed Unicode (a lone surrogate U+${unit} at index ${surrogate.index}, which Redis would store as U+FFFD, the same key as others)`
+  }
   return undefined
 }
 

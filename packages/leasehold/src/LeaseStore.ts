@@ -22,7 +22,7 @@ import * as Redis from "effect/persistence/Redis"
 import { commandErrors } from "./internal/boundedCommand.ts"
 import * as RedisCommands from "./internal/redisCommands.ts"
 import * as RedisConnections from "./internal/redisConnections.ts"
-import type * as LeaseError from "./LeaseError.ts"
+import * as LeaseError from "./LeaseError.ts"
 import type { LeaseKey } from "./LeaseKey.ts"
 import type { LeaseToken } from "./LeaseToken.ts"
 
@@ -252,7 +252,9 @@ export const layerMemory: Layer.Layer<LeaseStore> = Layer.effect(LeaseStore, mak
 
 /**
  * Options of the Redis store.
- * - `prefix` (default `"lease:"`): put before each key's hash tag: `lease:{<key>}` and `lease:{<key>}:fence`.
+ * - `prefix` (default `"lease:"`): put before each key's hash tag: `lease:{<key>}` and `lease:{<key>}:fence`. It
+ *   must not contain `{` or `}` (the store fails with `InvalidOption`): a brace in the prefix would open or close
+ *   the hash tag before the key's own.
  * - `commandTimeout` (default 2 seconds): the bound on each command. Redis that is down, paused or partitioned
  *   yields `StoreUnavailable` after this long instead of a hang.
  * - `batchRenewals` (default `true`): renew the leases that are due together in one script (up to 512 a call). A
@@ -269,24 +271,42 @@ export interface RedisOptions {
 }
 
 /**
- * The Redis keys of one lease: the lease hash and its fence counter, in one cluster slot (same hash tag).
+ * The Redis hash tag of a key: `{<key>}`, with `%` and `}` percent-escaped (`%25`, `%7D`). Redis hashes only up to
+ * the first `}` after the first `{`, so an unescaped `}` would cut the tag short (the lease and its fence in
+ * different Cluster slots); escaping `%` as well keeps the encoding one-to-one, and a key without either keeps its
+ * plain name. Use it to put a key of your own (a fenced resource) in the slot of a lease.
+ *
+ * @category redis
+ * @since 0.1.0
+ */
+export const hashTag = (key: string): string => `{${key.replace(/[%}]/g, (c) => (c === "%" ? "%25" : "%7D"))}}`
+
+/**
+ * The Redis keys of one lease: the lease hash and its fence counter, in one cluster slot (same hash tag, see
+ * `hashTag`). The prefix must hold no brace (`makeRedis` checks it).
  *
  * @category redis
  * @since 0.1.0
  */
 export const redisKeys = (prefix: string, key: string) => {
-  const lease = `${prefix}{${key}}`
+  const lease = `${prefix}${hashTag(key)}`
   return { lease, fence: `${lease}:fence` }
 }
 
 /**
  * The pub/sub channel on which the Redis store announces releases; each message is `<fence>:<key>`, the fence of the
- * released lease and its key.
+ * released lease and its key as given (not escaped: everything after the first `:`).
  *
  * @category redis
  * @since 0.1.0
  */
 export const releaseChannel = (prefix: string): string => `${prefix}released`
+
+/** Why a prefix cannot be used, or `undefined`: a brace would open or close the hash tag before the key's own. */
+const prefixProblem = (prefix: string): string | undefined =>
+  /[{}]/.test(prefix)
+    ? `${JSON.stringify(prefix)} contains a brace ("{" or "}"), which would break the hash tag of every key; use a prefix without braces`
+    : undefined
 
 /** Reads a release announcement (`<fence>:<key>`); `undefined` for a message of another shape. */
 const parseRelease = (message: string): { readonly key: string; readonly fence: bigint } | undefined => {
@@ -305,7 +325,8 @@ const remainingOf = (pttl: number): number => (pttl === -1 ? Number.POSITIVE_INF
  * Over node-redis (`NodeRedis` of `@effect/platform-node`), the store keeps connections of its own beside the
  * client's, for the life of the scope: a release subscriber, and a standby connection for its commands while the
  * client reconnects (see docs/redis.md, "Reconnects"). When the scope closes, the store sends nothing more and leaves
- * none of its commands in the client (see docs/redis.md, "Timeouts and closing").
+ * none of its commands in the client (see docs/redis.md, "Timeouts and closing"). A
+ * prefix holding a brace fails with `InvalidOption` before anything is sent.
  *
  * @category constructors
  * @since 0.1.0
@@ -313,6 +334,10 @@ const remainingOf = (pttl: number): number => (pttl === -1 ? Number.POSITIVE_INF
 export const makeRedis = Effect.fnUntraced(function* (options?: RedisOptions) {
   const redis = yield* Redis.Redis
   const prefix = options?.prefix ?? "lease:"
+  const problem = prefixProblem(prefix)
+  if (problem !== undefined) {
+    return yield* Effect.fail(LeaseError.make(new LeaseError.InvalidOption({ option: "prefix", problem })))
+  }
   const timeout = Duration.fromInputUnsafe(options?.commandTimeout ?? Duration.seconds(2))
   const channel = releaseChannel(prefix)
   const batchRenewals = options?.batchRenewals ?? true
@@ -462,12 +487,12 @@ export const makeRedis = Effect.fnUntraced(function* (options?: RedisOptions) {
 
 /**
  * A Redis store (see `makeRedis`); needs `Redis.Redis`, for example from `NodeRedis.layer` of
- * `@effect/platform-node`.
+ * `@effect/platform-node`. Fails with `InvalidOption` for a prefix holding a brace.
  *
  * @category layers
  * @since 0.1.0
  */
-export const layerRedis = (options?: RedisOptions): Layer.Layer<LeaseStore, never, Redis.Redis> =>
+export const layerRedis = (options?: RedisOptions): Layer.Layer<LeaseStore, LeaseError.LeaseError, Redis.Redis> =>
   Layer.effect(LeaseStore, makeRedis(options))
 
 // ---------------------------------------------------------------------------------------------------------------

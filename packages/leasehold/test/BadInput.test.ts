@@ -160,7 +160,17 @@ const rows: ReadonlyArray<Row> = [
       ["with \\n", "a\nb", /Invalid lease key "a\\nb": it contains a control character/],
       ["with \\t", "a\tb", /"a\\tb": it contains a control character/],
       ["with \\u0000", "a\u0000b", /"a\\u0000b": it contains a control character/],
-      ["with \\u007f", "a\u007fb", /"a\\u007fb": it contains a control character/]
+      ["with \\u007f", "a\u007fb", /"a\\u007fb": it contains a control character/],
+      [
+        "\\uD800 (a lone surrogate)",
+        "\uD800",
+        /"\\ud800": it is not well-formed Unicode \(a lone surrogate U\+D800 at index 0/
+      ],
+      [
+        "a\\uDC00 (a lone surrogate)",
+        "a\uDC00",
+        /"a\\udc00": it is not well-formed Unicode \(a lone surrogate U\+DC00 at index 1/
+      ]
     ] as const
   ).map(
     ([label, key, message]): Row => ({
@@ -184,6 +194,21 @@ const rows: ReadonlyArray<Row> = [
     reason: "InvalidKey",
     message: /control character/,
     error: auto("a\nb", "10 seconds")
+  },
+  {
+    input: "key \\uDBFF (a lone surrogate)",
+    operation: "Lease.withLease",
+    reason: "InvalidKey",
+    message: /not well-formed Unicode/,
+    error: auto("\uDBFF", "10 seconds")
+  },
+  // store options
+  {
+    input: 'prefix "app:{leases}:"',
+    operation: "LeaseStore.makeRedis",
+    reason: "InvalidOption",
+    message: /Invalid lease option "prefix": "app:\{leases\}:" contains a brace/,
+    error: Effect.flip(LeaseStore.makeRedis({ prefix: "app:{leases}:" }))
   },
   // TTLs
   ...(

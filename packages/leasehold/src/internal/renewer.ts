@@ -3,6 +3,7 @@ import * as LeaseError from "../LeaseError.ts"
 import type * as LeaseStore from "../LeaseStore.ts"
 import { monotonicMillis } from "./clock.ts"
 import { driftMillis, type Handle, makeHandle, reactionMillis } from "./handle.ts"
+import * as LoopDelay from "./loopDelay.ts"
 
 /** What the renewer reports to: the observer's callbacks, already made unable to fail. */
 export interface RenewalEvents {
@@ -19,6 +20,8 @@ export interface Renewal {
   /** From the start of the last successful renew to `validUntil`. */
   readonly margin: number
   readonly reaction: number
+  /** Added to `reaction` while this process's timers run late (see loopDelay.ts). */
+  readonly lateness: LoopDelay.Lateness
   readonly lost: Deferred.Deferred<LeaseError.LeaseLost>
   readonly onLost: Effect.Effect<void>
   nextAt: number
@@ -30,8 +33,8 @@ export interface Renewal {
 /** How much earlier than due a lease may be renewed to join a batch: a tenth of its interval, at most 50 ms. */
 const batchWindow = (renewal: Renewal) => Math.min(50, renewal.intervalMillis / 10)
 
-/** The deadline by which a renew must have landed: `validUntil` less the reaction time. */
-const deadlineOf = (renewal: Renewal) => renewal.lease.validUntil - renewal.reaction
+/** The deadline by which a renew must have landed: `validUntil` less the reaction time and the timers' lateness. */
+const deadlineOf = (renewal: Renewal) => renewal.lease.validUntil - renewal.reaction - renewal.lateness.millis()
 
 /**
  * The pause before retrying a failed renew: 10 ms doubling, at most half the interval, and at most an eighth of the
@@ -65,6 +68,7 @@ export const make = (store: LeaseStore.LeaseStore, events: RenewalEvents, layerS
   const lose = (renewal: Renewal, because: LeaseError.LostBecause) =>
     Effect.gen(function* () {
       renewals.delete(renewal)
+      renewal.lateness.release()
       if (renewal.stopped) return
       renewal.stopped = true
       yield* events.lost(renewal.lease, because)
@@ -165,7 +169,7 @@ export const make = (store: LeaseStore.LeaseStore, events: RenewalEvents, layerS
     lost: Deferred.Deferred<LeaseError.LeaseLost>,
     onLost: Effect.Effect<void>
   ): Effect.Effect<Renewal> =>
-    Effect.suspend(() => {
+    Effect.clockWith((clock) => {
       const ttlMillis = Duration.toMillis(first.ttl)
       const margin = ttlMillis - driftMillis(ttlMillis)
       const renewal: Renewal = {
@@ -174,6 +178,7 @@ export const make = (store: LeaseStore.LeaseStore, events: RenewalEvents, layerS
         intervalMillis,
         margin,
         reaction: reactionMillis(ttlMillis),
+        lateness: LoopDelay.watch(clock, ttlMillis),
         lost,
         onLost,
         nextAt: first.validUntil - margin + intervalMillis,
@@ -195,6 +200,7 @@ export const make = (store: LeaseStore.LeaseStore, events: RenewalEvents, layerS
     Effect.sync(() => {
       renewal.stopped = true
       renewals.delete(renewal)
+      renewal.lateness.release()
     })
 
   return { add, stop }
