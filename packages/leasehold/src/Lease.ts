@@ -41,7 +41,7 @@ import {
 } from "effect"
 import { millisOf, monotonicMillis } from "./internal/clock.ts"
 import { driftMillis, type Handle, isGenuine, makeHandle } from "./internal/handle.ts"
-import { Holding } from "./internal/holding.ts"
+import { Holding, make as holdsMake } from "./internal/holding.ts"
 import * as renewer from "./internal/renewer.ts"
 import * as validate from "./internal/validate.ts"
 import { make as waitingMake } from "./internal/waiting.ts"
@@ -239,6 +239,7 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
     const checkStore = (lease: Handle, operation: string) => (isOurs(lease) ? Effect.void : foreign(lease, operation))
     const validKey = (key: string) => fromResult(LeaseKey.decode(key))
     const layerScope = yield* Effect.scope
+    const holds = holdsMake()
     // The longest one try can take: the store's bound, the undo of a failed acquire, and timers firing late.
     const waiting = waitingMake(
       store,
@@ -451,7 +452,9 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
 
     // `hold` runs once per hold and may wait: it keeps its span ("Lease.hold", the wait is visible in traces),
     // without the call-site stack capture of `Effect.fn` (measured: a quarter of an uncontended hold's CPU).
-    // `onLost` is what a loss does; the default interrupts the acquirer, `withLease` passes its own.
+    // `onLost` is what a loss does; the default interrupts the acquirer, `withLease` passes its own. It returns the
+    // hold's record: the callers put the fibers under the lease in `holds` themselves, since the context this span
+    // sets is restored when it ends.
     const holdWith = Effect.fnUntraced(function* (
       key: string,
       ttl: Duration.Input,
@@ -467,6 +470,8 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
       const owner = yield* fromResult(ownerOf(options?.owner))
       const scope = yield* Effect.scope
       const holder = yield* Effect.fiber
+      const reentry = holds.reentry(holder, validatedKey)
+      if (reentry !== undefined) return yield* Effect.fail(reentry)
       const holding = new Holding(validatedKey, yield* Deferred.make<LeaseError.LeaseLost>())
       const lease = yield* waiting.acquireWaiting(
         validatedKey,
@@ -486,7 +491,9 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
     }, Effect.withSpan("Lease.hold"))
 
     const hold = (key: string, ttl: Duration.Input, options?: HoldOptions) =>
-      Effect.map(holdWith(key, ttl, options, undefined), (holding) => new ActiveLease(holding))
+      Effect.flatMap(holdWith(key, ttl, options, undefined), (holding) =>
+        holds.enter(holding, new ActiveLease(holding))
+      )
 
     const withLease = <A, E, R>(
       key: string,
@@ -504,7 +511,12 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
             work.fiber?.interruptUnsafe()
           })
           return Effect.flatMap(holdWith(key, ttl, options, onLost), (holding) =>
-            runUnderLease(caller.context as Context.Context<R>, new ActiveLease(holding), work, effect)
+            runUnderLease(
+              holds.under(caller.context as Context.Context<R>, holding),
+              new ActiveLease(holding),
+              work,
+              effect
+            )
           )
         })
       )
@@ -638,6 +650,9 @@ export const inspect = (key: string): Effect.Effect<Option.Option<LeaseInfo>, Le
  * which fails with `LeaseLost` instead, so the loop can go on. A lost lease's scope closes without waiting for its
  * release, which is tried in the background.
  *
+ * Leases are not reentrant: holding a key again, from the same fiber or a fiber it forked while holding it, fails
+ * at once with `ReentrantAcquire` instead of waiting for itself.
+ *
  * ```ts
  * Effect.scoped(Effect.gen(function* () {
  *   const lease = yield* Lease.hold("jobs:nightly", "30 seconds")
@@ -659,7 +674,9 @@ export const hold = (
  * Runs `effect` while holding `key`: waits for the lease, renews it while the effect runs, releases it afterwards.
  * If the lease is lost, the effect is interrupted before the lease can expire in the store, and the result is a
  * `LeaseError` with reason `LeaseLost`, as soon as the effect has stopped (the release is tried in the background).
- * A failed release never replaces the effect's own result. A bare number TTL is milliseconds.
+ * A failed release never replaces the effect's own result. A bare number TTL is milliseconds. Leases are not
+ * reentrant: `withLease` of a key that the calling fiber (or one it was forked from) holds fails at once with
+ * `ReentrantAcquire`.
  *
  * Data-first or data-last; the work may be an effect, or a function of the held lease, to use its fence:
  *
