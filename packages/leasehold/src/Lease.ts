@@ -434,7 +434,7 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
       Scope.addFinalizer(
         scope,
         Effect.clockWith((clock) => {
-          holding.closed = true
+          holds.ended(holding)
           const validUntil = (holding.renewal?.lease ?? lease).validUntil
           const known = Deferred.isDoneUnsafe(holding.lost) || millisOf(clock) >= validUntil
           return known ? Effect.asVoid(Effect.forkIn(finalRelease(lease), layerScope)) : finalRelease(lease)
@@ -472,7 +472,7 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
       const holder = yield* Effect.fiber
       const reentry = holds.reentry(holder, validatedKey)
       if (reentry !== undefined) return yield* Effect.fail(reentry)
-      const holding = new Holding(validatedKey, yield* Deferred.make<LeaseError.LeaseLost>())
+      const holding = new Holding(validatedKey, holder.id, yield* Deferred.make<LeaseError.LeaseLost>())
       const lease = yield* waiting.acquireWaiting(
         validatedKey,
         ttlMillis,
@@ -487,6 +487,7 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
           Scope.addFinalizer(scope, renewals.stop(renewal))
         )
       )
+      holds.started(holding)
       return holding
     }, Effect.withSpan("Lease.hold"))
 
