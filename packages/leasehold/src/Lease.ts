@@ -41,6 +41,7 @@ import {
 } from "effect"
 import { millisOf, monotonicMillis } from "./internal/clock.ts"
 import { driftMillis, type Handle, isGenuine, makeHandle } from "./internal/handle.ts"
+import { Holding, make as holdsMake } from "./internal/holding.ts"
 import * as renewer from "./internal/renewer.ts"
 import * as validate from "./internal/validate.ts"
 import { make as waitingMake } from "./internal/waiting.ts"
@@ -200,7 +201,10 @@ interface Owner {
 
 const noOwner: Result.Result<Owner, never> = Result.succeed({ text: undefined, value: Option.none() })
 
-/** How long an interrupted or failed acquire waits for the release that undoes it before leaving it running. */
+/**
+ * How long an interrupted or failed acquire waits for the release that undoes it before leaving it running in the
+ * background.
+ */
 const undoGraceMillis = 100
 
 const fromResult = <A>(result: Result.Result<A, LeaseError.LeaseError>): Effect.Effect<A, LeaseError.LeaseError> =>
@@ -235,6 +239,7 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
     const checkStore = (lease: Handle, operation: string) => (isOurs(lease) ? Effect.void : foreign(lease, operation))
     const validKey = (key: string) => fromResult(LeaseKey.decode(key))
     const layerScope = yield* Effect.scope
+    const holds = holdsMake()
     // The longest one try can take: the store's bound, the undo of a failed acquire, and timers firing late.
     const waiting = waitingMake(
       store,
@@ -266,11 +271,12 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
 
     /**
      * Undoes an acquire whose reply was lost (interrupted, or failed) but whose command may have landed: the token
-     * is released in the background, and the caller waits for that release at most `undoGraceMillis`, so an
-     * interrupter usually finds nothing locked, and a store that stopped answering delays nobody for long.
+     * is released in the background (bounded by the store, stopped with the layer), and the caller waits for that
+     * release at most `undoGraceMillis`, so an interrupter usually finds nothing locked, and a store that stopped
+     * answering delays nobody for long.
      */
     const undoAcquire = (key: LeaseKey.LeaseKey, token: LeaseToken.LeaseToken) =>
-      Effect.forkDetach(Effect.ignore(store.release(key, token))).pipe(
+      Effect.forkIn(Effect.ignore(store.release(key, token)), layerScope).pipe(
         Effect.flatMap((release) => Effect.timeoutOption(Fiber.await(release), undoGraceMillis))
       )
 
@@ -423,11 +429,21 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
     // Helpers of `hold` that stay with a held lease, made outside it: a closure made inside would keep every
     // variable of `hold` that any of its closures uses, for the life of the lease.
 
-    /** The release of a lease, built when the scope closes (built now, it would keep its command until then). */
-    const releaseWhenClosed = (scope: Scope.Scope, lease: Handle) =>
+    /**
+     * The release of a lease, built when the scope closes (built now, it would keep its command until then). A lease
+     * known lost (the renewer gave it up, or its local validity has passed) is released in the background, bounded by
+     * the store and stopped with the layer: its loss is the caller's answer, due at once, and a store that did not
+     * answer the renews may not answer the release either.
+     */
+    const releaseWhenClosed = (scope: Scope.Scope, lease: Handle, holding: Holding) =>
       Scope.addFinalizer(
         scope,
-        Effect.suspend(() => finalRelease(lease))
+        Effect.clockWith((clock) => {
+          holds.ended(holding)
+          const validUntil = (holding.renewal?.lease ?? lease).validUntil
+          const known = Deferred.isDoneUnsafe(holding.lost) || millisOf(clock) >= validUntil
+          return known ? Effect.asVoid(Effect.forkIn(finalRelease(lease), layerScope)) : finalRelease(lease)
+        })
       )
 
     /**
@@ -441,7 +457,9 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
 
     // `hold` runs once per hold and may wait: it keeps its span ("Lease.hold", the wait is visible in traces),
     // without the call-site stack capture of `Effect.fn` (measured: a quarter of an uncontended hold's CPU).
-    // `onLost` is what a loss does; the default interrupts the acquirer, `withLease` passes its own.
+    // `onLost` is what a loss does; the default interrupts the acquirer, `withLease` passes its own. It returns the
+    // hold's record: the callers put the fibers under the lease in `holds` themselves, since the context this span
+    // sets is restored when it ends.
     const holdWith = Effect.fnUntraced(function* (
       key: string,
       ttl: Duration.Input,
@@ -457,25 +475,31 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
       const owner = yield* fromResult(ownerOf(options?.owner))
       const scope = yield* Effect.scope
       const holder = yield* Effect.fiber
+      const reentry = holds.reentry(holder, validatedKey)
+      if (reentry !== undefined) return yield* Effect.fail(reentry)
+      const holding = new Holding(validatedKey, holder.id, yield* Deferred.make<LeaseError.LeaseLost>())
       const lease = yield* waiting.acquireWaiting(
         validatedKey,
         ttlMillis,
         wait,
         (onAcquired) => attempt(validatedKey, ttlMillis, owner, onAcquired),
-        (lease) => releaseWhenClosed(scope, lease)
+        (lease) => releaseWhenClosed(scope, lease, holding)
       )
-      const lost = yield* Deferred.make<LeaseError.LeaseLost>()
       const onLost = onLostOption ?? interruptOf(holder)
       // Registered after the release: finalizers run last-in first-out, so renewals stop before the release.
-      const renewal = yield* Effect.uninterruptible(
-        Effect.tap(renewals.add(lease, intervalMillis, lost, onLost), (renewal) =>
+      holding.renewal = yield* Effect.uninterruptible(
+        Effect.tap(renewals.add(lease, intervalMillis, holding.lost, onLost), (renewal) =>
           Scope.addFinalizer(scope, renewals.stop(renewal))
         )
       )
-      return new ActiveLease(validatedKey, lease.fence, renewal, lost)
+      holds.started(holding)
+      return holding
     }, Effect.withSpan("Lease.hold"))
 
-    const hold = (key: string, ttl: Duration.Input, options?: HoldOptions) => holdWith(key, ttl, options, undefined)
+    const hold = (key: string, ttl: Duration.Input, options?: HoldOptions) =>
+      Effect.flatMap(holdWith(key, ttl, options, undefined), (holding) =>
+        holds.enter(holding, new ActiveLease(holding))
+      )
 
     const withLease = <A, E, R>(
       key: string,
@@ -492,8 +516,13 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
             work.lost = true
             work.fiber?.interruptUnsafe()
           })
-          return Effect.flatMap(holdWith(key, ttl, options, onLost), (active) =>
-            runUnderLease(caller.context as Context.Context<R>, active, work, effect)
+          return Effect.flatMap(holdWith(key, ttl, options, onLost), (holding) =>
+            runUnderLease(
+              holds.under(caller.context as Context.Context<R>, holding),
+              new ActiveLease(holding),
+              work,
+              effect
+            )
           )
         })
       )
@@ -509,35 +538,30 @@ export const make: Effect.Effect<Lease["Service"], never, LeaseStore.LeaseStore 
 class ActiveLease implements Active {
   readonly key: LeaseKey.LeaseKey
   readonly fence: bigint
-  readonly #renewal: { readonly lease: Handle }
-  readonly #lost: Deferred.Deferred<LeaseError.LeaseLost>
+  /** Acquired: its renewal is set. */
+  readonly #holding: Holding
 
-  constructor(
-    key: LeaseKey.LeaseKey,
-    fence: bigint,
-    renewal: { readonly lease: Handle },
-    lost: Deferred.Deferred<LeaseError.LeaseLost>
-  ) {
-    this.key = key
-    this.fence = fence
-    this.#renewal = renewal
-    this.#lost = lost
+  constructor(holding: Holding) {
+    this.key = holding.key
+    this.fence = holding.renewal!.lease.fence
+    this.#holding = holding
   }
 
   get current(): Effect.Effect<Handle> {
-    return Effect.sync(() => this.#renewal.lease)
+    return Effect.sync(() => this.#holding.renewal!.lease)
   }
 
   get lost(): Effect.Effect<LeaseError.LeaseLost> {
-    return Deferred.await(this.#lost)
+    return Deferred.await(this.#holding.lost)
   }
 
   get ensureValid(): Effect.Effect<void, LeaseError.LeaseError> {
     return Effect.flatMap(monotonicMillis, (now) => {
-      if (Deferred.isDoneUnsafe(this.#lost)) {
-        return Effect.flatMap(Deferred.await(this.#lost), (lost) => Effect.fail(LeaseError.make(lost)))
+      const lost = this.#holding.lost
+      if (Deferred.isDoneUnsafe(lost)) {
+        return Effect.flatMap(Deferred.await(lost), (lost) => Effect.fail(LeaseError.make(lost)))
       }
-      if (now < this.#renewal.lease.validUntil) return Effect.void
+      if (now < this.#holding.renewal!.lease.validUntil) return Effect.void
       // The renewer reports the same condition (its deadline passed without a confirmed renew) the same way.
       return Effect.fail(
         LeaseError.make(new LeaseError.LeaseLost({ key: this.key, because: "store-unavailable", fence: this.fence }))
@@ -629,7 +653,11 @@ export const inspect = (key: string): Effect.Effect<Option.Option<LeaseInfo>, Le
  *
  * If the lease is lost, the fiber that acquired it is interrupted (and `lost` gives the reason): the work stops,
  * but as an interruption, not a typed failure. A loop that holds leases one after another should use `withLease`,
- * which fails with `LeaseLost` instead, so the loop can go on.
+ * which fails with `LeaseLost` instead, so the loop can go on. A lost lease's scope closes without waiting for its
+ * release, which is tried in the background.
+ *
+ * Leases are not reentrant: holding a key again, from the same fiber or a fiber it forked while holding it, fails
+ * at once with `ReentrantAcquire` instead of waiting for itself.
  *
  * ```ts
  * Effect.scoped(Effect.gen(function* () {
@@ -651,8 +679,10 @@ export const hold = (
 /**
  * Runs `effect` while holding `key`: waits for the lease, renews it while the effect runs, releases it afterwards.
  * If the lease is lost, the effect is interrupted before the lease can expire in the store, and the result is a
- * `LeaseError` with reason `LeaseLost`. A failed release never replaces the effect's own result. A bare number TTL
- * is milliseconds.
+ * `LeaseError` with reason `LeaseLost`, as soon as the effect has stopped (the release is tried in the background).
+ * A failed release never replaces the effect's own result. A bare number TTL is milliseconds. Leases are not
+ * reentrant: `withLease` of a key that the calling fiber (or one it was forked from) holds fails at once with
+ * `ReentrantAcquire`.
  *
  * Data-first or data-last; the work may be an effect, or a function of the held lease, to use its fence:
  *

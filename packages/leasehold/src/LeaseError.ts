@@ -215,6 +215,34 @@ export class AcquireTimeout extends Schema.TaggedError<AcquireTimeout>("leasehol
 }
 
 /**
+ * A blocking acquire (`hold`, `withLease`) of a key that the calling fiber already holds through the same `Lease`
+ * service, itself or through a fiber it was forked from. Leases are not reentrant: waiting would wait for itself
+ * until the budget ran out. A single `acquire`, which never waits, answers `Held` instead.
+ *
+ * @category reasons
+ * @since 0.1.0
+ */
+export class ReentrantAcquire extends Schema.TaggedError<ReentrantAcquire>("leasehold/LeaseError/ReentrantAcquire")(
+  "ReentrantAcquire",
+  {
+    key: Schema.String,
+    fence: Schema.BigInt
+  }
+) {
+  /** Marks a reason of a `LeaseError`, for `isLeaseErrorReason`. */
+  readonly [ReasonTypeId] = ReasonTypeId
+
+  /** `false`: the key stays held by the caller as long as it waits; acquiring it again never succeeds. */
+  get isRetryable(): boolean {
+    return false
+  }
+
+  override get message(): string {
+    return `The lease on ${quote(this.key)} is already held (fence ${this.fence}) by this fiber or a fiber it was forked from, through the same Lease service. Leases are not reentrant: waiting for it would wait for itself. Pass the held lease down to the code that needs it instead of acquiring the key again, or use another key.`
+  }
+}
+
+/**
  * Why a held lease was lost, one value per condition whoever notices it (the renewer or `ensureValid`):
  * - `expired`: the lease was gone from the store (its TTL ran out before a renew landed);
  * - `stolen`: another token holds the key now;
@@ -310,6 +338,7 @@ export const LeaseErrorReason = Schema.Union([
   InvalidOption,
   ForeignLease,
   AcquireTimeout,
+  ReentrantAcquire,
   LeaseLost,
   StoreUnavailable
 ])
@@ -342,7 +371,8 @@ export class LeaseError extends Schema.TaggedError<LeaseError>("leasehold/LeaseE
 
   /**
    * Whether trying the failed operation again may succeed: `true` for `AcquireTimeout`, `LeaseLost` and
-   * `StoreUnavailable`, never for invalid input or a foreign lease (see each reason's `isRetryable`).
+   * `StoreUnavailable`, never for invalid input, a foreign lease or a reentrant acquire (see each reason's
+   * `isRetryable`).
    */
   get isRetryable(): boolean {
     return this.reason.isRetryable

@@ -206,6 +206,38 @@ describe("Lease after a stall of the whole process (memory store, real clock)", 
       assert.include(reason.message, "no renew was confirmed before the lease's local validity deadline")
     }).pipe(Effect.provide(layer))
   })
+
+  it.live("a lease past its local deadline is released in the background: the caller does not wait for it", () => {
+    const RELEASE_MILLIS = 500
+    const { layer, count } = makeTestLease((memory) => ({
+      release: (key, token) => Effect.andThen(Effect.sleep(RELEASE_MILLIS), memory.release(key, token))
+    }))
+    return Effect.gen(function* () {
+      let stallEnded = 0
+      const exit = yield* Effect.exit(
+        Lease.withLease("stall-release", 150, (lease) =>
+          Effect.gen(function* () {
+            const until = performance.now() + 300
+            while (performance.now() < until) {
+              // a synchronous stall past the deadline, before the renewer can notice
+            }
+            stallEnded = performance.now()
+            yield* lease.ensureValid
+          })
+        )
+      )
+      const returned = performance.now() - stallEnded
+      assert.strictEqual(reasonOf(failureOf(exit))._tag, "LeaseLost")
+      assert.isBelow(returned, RELEASE_MILLIS / 2, `LeaseLost came ${returned} ms after the stall`)
+      const recorder = yield* RecordingObserver.Recorder
+      const released = yield* recorder.waitFor((event) => event._tag === "released")
+      const releasedAfter = performance.now() - stallEnded
+      // By then the key had expired in the store (its TTL is shorter than the stall): `wasHeld` is false.
+      assert.strictEqual(released._tag, "released", "the release still ran")
+      assert.isAtLeast(releasedAfter, RELEASE_MILLIS - 5, `in the background: ${releasedAfter} ms after the stall`)
+      assert.strictEqual(count("release"), 1)
+    }).pipe(Effect.provide(layer))
+  })
 })
 
 describe("Lease renewals of many leases (memory store, TestClock)", () => {

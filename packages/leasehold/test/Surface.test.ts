@@ -142,6 +142,7 @@ describe("LeaseError identity", () => {
     [new LeaseError.InvalidOption({ option: "wait", problem: "negative" }), false],
     [new LeaseError.ForeignLease({ key: "k", operation: "renew" }), false],
     [new LeaseError.AcquireTimeout({ key: "k", waited: Duration.seconds(1) }), true],
+    [new LeaseError.ReentrantAcquire({ key: "k", fence: 1n }), false],
     [new LeaseError.LeaseLost({ key: "k", because: "stolen", fence: 1n }), true],
     [new LeaseError.StoreUnavailable({ operation: "renew", key: "k", cause: new Error("down") }), true]
   ]
