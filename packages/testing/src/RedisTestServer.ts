@@ -185,23 +185,27 @@ interface ServerProcess {
 const describeExit = (child: ChildProcess): string =>
   child.signalCode !== null ? `was killed by ${child.signalCode}` : `exited with code ${child.exitCode}`
 
-/** The arguments of every server this kit starts: `port` on 127.0.0.1 only, no persistence. */
-const serverArgs = (port: number) => [
+/**
+ * The arguments of every server this kit starts: `port` on 127.0.0.1 only, no snapshots, and no append-only file
+ * unless `appendOnlyDir` names a directory to keep one in (fsync on every write).
+ */
+const serverArgs = (port: number, appendOnlyDir?: string) => [
   "--port",
   String(port),
   "--bind",
   "127.0.0.1",
   "--save",
   "",
-  "--appendonly",
-  "no",
+  ...(appendOnlyDir === undefined
+    ? ["--appendonly", "no"]
+    : ["--appendonly", "yes", "--appendfsync", "always", "--dir", appendOnlyDir]),
   "--protected-mode",
   "no"
 ]
 
 /** Spawns `redis-server` on `port`, capturing its output and killing it if the Node process exits. */
-const spawnServer = (binary: string, port: number) => {
-  const child = spawn(binary, serverArgs(port), { cwd: os.tmpdir(), stdio: ["ignore", "pipe", "pipe"] })
+const spawnServer = (binary: string, port: number, appendOnlyDir: string | undefined) => {
+  const child = spawn(binary, serverArgs(port, appendOnlyDir), { cwd: os.tmpdir(), stdio: ["ignore", "pipe", "pipe"] })
   let output = ""
   let spawnError: Error | undefined
   const capture = (chunk: string) => {
@@ -289,10 +293,10 @@ const awaitReady = (server: ServerProcess): Effect.Effect<void, RedisTestServerE
 }
 
 /** One attempt on `port`: a child bound to the current scope, and its ready line. */
-const startOn = (binary: string, port: number) =>
+const startOn = (binary: string, port: number, appendOnlyDir?: string) =>
   Effect.gen(function* () {
     const { handle } = yield* Effect.acquireRelease(
-      Effect.sync(() => spawnServer(binary, port)),
+      Effect.sync(() => spawnServer(binary, port, appendOnlyDir)),
       ({ handle, onProcessExit }) =>
         stopServer(handle.child).pipe(
           Effect.ensuring(
@@ -307,11 +311,12 @@ const startOn = (binary: string, port: number) =>
   })
 
 /** One attempt: a free port, a child bound to the current scope, and its ready line. */
-const startOnce = (binary: string) => Effect.flatMap(freePort, (port) => startOn(binary, port))
+const startOnce = (binary: string, appendOnlyDir?: string) =>
+  Effect.flatMap(freePort, (port) => startOn(binary, port, appendOnlyDir))
 
 /** Starts on a free port, retrying on another one when redis lost the race for it. */
-const startOnFreePort = (binary: string) =>
-  startOnce(binary).pipe(
+const startOnFreePort = (binary: string, appendOnlyDir?: string) =>
+  startOnce(binary, appendOnlyDir).pipe(
     Effect.retry({ times: BIND_ATTEMPTS - 1, while: (error) => error._tag === "PortInUse" }),
     Effect.catchTag("PortInUse", (error) =>
       Effect.fail(
@@ -323,8 +328,8 @@ const startOnFreePort = (binary: string) =>
   )
 
 /** Starts on `port`, retrying while a predecessor (just killed) still holds it. */
-const startOnPort = (binary: string, port: number) =>
-  startOn(binary, port).pipe(
+const startOnPort = (binary: string, port: number, appendOnlyDir?: string) =>
+  startOn(binary, port, appendOnlyDir).pipe(
     Effect.retry({
       schedule: Schedule.spaced(REBIND_SPACING),
       times: REBIND_ATTEMPTS - 1,
@@ -388,7 +393,9 @@ export const hasServerBinary = (): boolean => findOnPath("redis-server") !== und
 /**
  * Starts a private `redis-server` from `PATH` on 127.0.0.1, whatever `REDIS_URL` says: on `options.port` when
  * given, else on a free port. Same flags (no persistence) and readiness wait as {@link layerServer}; stopped
- * (SIGTERM, then SIGKILL) when the scope closes, and killed if the Node process exits first.
+ * (SIGTERM, then SIGKILL) when the scope closes, and killed if the Node process exits first. With
+ * `options.appendOnlyDir`, the server keeps an append-only file there (`appendfsync always`): a server started
+ * again on that directory, even after `SIGKILL`, has every write the last one acknowledged.
  *
  * **When to use**
  *
@@ -401,6 +408,7 @@ export const hasServerBinary = (): boolean => findOnPath("redis-server") !== und
  */
 export const startServer = (options?: {
   readonly port?: number | undefined
+  readonly appendOnlyDir?: string | undefined
 }): Effect.Effect<SpawnedServer, RedisTestServerError, Scope.Scope> =>
   Effect.suspend(() => {
     const binary = findOnPath("redis-server")
@@ -411,7 +419,8 @@ export const startServer = (options?: {
         })
       )
     const port = options?.port
-    return (port === undefined ? startOnFreePort(binary) : startOnPort(binary, port)).pipe(
+    const dir = options?.appendOnlyDir
+    return (port === undefined ? startOnFreePort(binary, dir) : startOnPort(binary, port, dir)).pipe(
       Effect.map(({ child, port }) => ({
         url: `redis://127.0.0.1:${port}`,
         port,

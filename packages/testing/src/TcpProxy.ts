@@ -30,8 +30,10 @@ import { Context, Duration, Effect, Layer, Schema, type Scope } from "effect"
  *   closes included, until `heal`: then the held bytes flow in order, as TCP would retransmit them once a partition
  *   ends. Use `cut` to drop them instead;
  * - `dropReplies`: bytes from the server are discarded (the requests still reach it);
+ * - `refuse`: new connections are closed as soon as they are accepted, as by a server that is down (open ones stay:
+ *   `cut` them too for an outage);
  * - `cut`: destroys every open connection now, with whatever it held; the switches stay as they are;
- * - `heal`: back to normal: no latency, the held bytes delivered. Connections that lost replies to `dropReplies` are
+ * - `heal`: back to normal: no latency, the held bytes delivered, connections accepted. Connections that lost replies to `dropReplies` are
  *   destroyed, since their client waits for answers that will never come.
  *
  * @category services
@@ -47,6 +49,7 @@ export class TcpProxy extends Context.Service<
     readonly setLatency: (latency: Latency) => Effect.Effect<void>
     readonly blackhole: Effect.Effect<void>
     readonly dropReplies: Effect.Effect<void>
+    readonly refuse: Effect.Effect<void>
     readonly cut: Effect.Effect<void>
     readonly heal: Effect.Effect<void>
   }
@@ -90,6 +93,7 @@ interface Switches {
   toClientMillis: number
   blackholed: boolean
   droppingReplies: boolean
+  refusing: boolean
 }
 
 /** A chunk to deliver, or the end of the stream (`null`: close the other side). */
@@ -166,10 +170,21 @@ const destroy = (connection: Connection): void => {
  */
 export const make = (target: Target): Effect.Effect<TcpProxy["Service"], TcpProxyError, Scope.Scope> =>
   Effect.gen(function* () {
-    const switches: Switches = { toServerMillis: 0, toClientMillis: 0, blackholed: false, droppingReplies: false }
+    const switches: Switches = {
+      toServerMillis: 0,
+      toClientMillis: 0,
+      blackholed: false,
+      droppingReplies: false,
+      refusing: false
+    }
     const open = new Set<Connection>()
 
     const onClient = (client: net.Socket): void => {
+      if (switches.refusing) {
+        client.on("error", () => {})
+        client.destroy()
+        return
+      }
       const upstream = net.connect({ host: target.host, port: target.port })
       client.setNoDelay(true)
       upstream.setNoDelay(true)
@@ -247,6 +262,9 @@ export const make = (target: Target): Effect.Effect<TcpProxy["Service"], TcpProx
       dropReplies: Effect.sync(() => {
         switches.droppingReplies = true
       }),
+      refuse: Effect.sync(() => {
+        switches.refusing = true
+      }),
       cut: forEach((connection) => {
         destroy(connection)
         open.delete(connection)
@@ -256,6 +274,7 @@ export const make = (target: Target): Effect.Effect<TcpProxy["Service"], TcpProx
         switches.toClientMillis = 0
         switches.blackholed = false
         switches.droppingReplies = false
+        switches.refusing = false
       }).pipe(
         Effect.andThen(
           forEach((connection) => {
