@@ -492,10 +492,18 @@ export const run = (options: Options) =>
     return report
   })
 
+/** The last fault that was running at `at` or had ended at most 2 TTL before: what a loss at `at` is owed to. */
+const faultAround = (faults: ReadonlyArray<Fault>, at: number, ttlMillis: number): Fault | undefined =>
+  faults.findLast((fault) => fault.startedAt <= at && at <= fault.endedAt + 2 * ttlMillis)
+
 /** A few lines that say what happened and whether the soak passed. */
 export const summary = (report: Report): string => {
   const { options } = report
   const outcomes = count(report.leases, (lease) => lease.outcome)
+  const lossesByFault = count(
+    report.leases.filter((lease) => lease.outcome.startsWith("lost:")),
+    (lease) => faultAround(report.faults, lease.endedAt, options.ttlMillis)?.kind ?? "none"
+  )
   const faultCounts = count(report.faults, (fault) => fault.kind)
   const format = (counts: Record<string, number>) =>
     Object.entries(counts)
@@ -514,6 +522,7 @@ export const summary = (report: Report): string => {
     `cuts: ${cuts.length}, of which closed a subscriber connection too (2 or more connections): ${cuts.filter((cut) => (cut.connections ?? 0) >= 2).length}`,
     `Redis restarts from the append-only file: ${report.restarts.length}; leases with time left kept: ${kept}/${expected}, fences checked: ${fences}; restarts that lost a lease or a fence: ${report.restarts.filter((restart) => restart.problems.length > 0).length}`,
     `leases held: ${report.leases.length} (${format(outcomes)})`,
+    `leases lost, by the fault they ended in (or up to 2 TTL after): ${format(lossesByFault)}`,
     `attempts that got no lease: ${format(report.attempts)}`,
     `failures other than a typed LeaseError (defects, other errors, bare interruptions): ${report.untyped.length}`,
     `protected steps: ${report.steps}; overlaps (stale fences): ${report.overlaps.length}, of which outside the design's assumptions (a holder paused beyond its TTL): ${report.overlaps.length - unexplained.length}`,
