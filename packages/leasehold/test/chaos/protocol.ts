@@ -38,7 +38,11 @@ export type Outcome =
   | "lost:store-unavailable"
   | "acquire-timeout"
   | "store-unavailable"
+  /** Another `LeaseError` reason, by its tag. */
+  | `failed:${string}`
+  /** Not a typed `LeaseError`: interrupted with no failure, a defect, or another error. */
   | "interrupted"
+  | "defect"
   | "error"
 
 /** One lease a worker held: when its work began and ended (wall clock), its steps, and how it ended. */
@@ -74,7 +78,8 @@ export type WorkerLine =
       readonly outcome: Outcome
       readonly detail?: string | undefined
     }
-  | { readonly type: "done"; readonly leases: number; readonly attempts: number }
+  /** The last line, once every layer has closed: the work's totals, and how long the close took. */
+  | { readonly type: "result"; readonly leases: number; readonly attempts: number; readonly closeMillis: number }
   | { readonly type: "stuck" }
 
 /** mulberry32: a small seeded PRNG, uniform in [0, 1). */

@@ -4,10 +4,13 @@
  * (or `leasesPerWorker`): each picks a key and a hold time at random (seeded), holds the key with
  * `Lease.withLease`, and takes protected steps on the resource `<resource>:<key>`, each right after `ensureValid`
  * as the docs say, the last one at the end of the hold, and a last `ensureValid` before the work returns. Every
- * lease and every failed attempt is printed as a JSON line; the process exits when done, and by itself if it is
- * stuck well past its deadline.
+ * lease and every failed attempt is printed as a JSON line. The lease store's client is the README's
+ * (`NodeRedis.layer` with `disableOfflineQueue`, closed with the layer): once every layer is closed the process prints
+ * its `result` line and exits 0, so a close that never settles shows as a missing result; it exits by itself, with
+ * `stuck`, if it is still running well past its deadline.
  */
 import * as readline from "node:readline"
+import { NodeRedis } from "@effect/platform-node"
 import { RedisTestServer } from "@leasehold/testing"
 import { Cause, Context, Duration, Effect, Exit, Layer, Option, References } from "effect"
 import * as Redis from "effect/persistence/Redis"
@@ -42,20 +45,22 @@ const go = Effect.callback<Go>((resume) => {
   })
 })
 
+/** How a `withLease` ended: a defect, a failure other than a `LeaseError`, or a bare interruption each say so. */
 const outcomeOf = (exit: Exit.Exit<unknown, LeaseError.LeaseError | Redis.RedisError>): Outcome => {
   if (Exit.isSuccess(exit)) return "completed"
+  if (Cause.hasDies(exit.cause)) return "defect"
   const error = Exit.findErrorOption(exit)
-  if (Option.isNone(error)) return Cause.hasInterrupts(exit.cause) ? "interrupted" : "error"
+  if (Option.isNone(error)) return "interrupted"
   if (!LeaseError.isLeaseError(error.value)) return "error"
   const reason = error.value.reason
   if (reason._tag === "LeaseLost") return `lost:${reason.because}`
   if (reason._tag === "AcquireTimeout") return "acquire-timeout"
   if (reason._tag === "StoreUnavailable") return "store-unavailable"
-  return "error"
+  return `failed:${reason._tag}`
 }
 
 const program = Effect.gen(function* () {
-  const leaseClient = yield* RedisTestServer.connectDisposable(config.leaseUrl)
+  const leaseClient = yield* Layer.build(NodeRedis.layer({ url: config.leaseUrl, disableOfflineQueue: true }))
   const resourceClient = yield* RedisTestServer.connectDisposable(config.resourceUrl)
   const leaseContext = yield* Layer.build(
     Lease.layer.pipe(
@@ -157,11 +162,14 @@ const program = Effect.gen(function* () {
     (index) => worker(index),
     { concurrency: "unbounded", discard: true }
   )
-  emit({ type: "done", leases, attempts })
+  return { leases, attempts, doneAt: performance.now() }
 }).pipe(Effect.scoped, Effect.provideService(References.MinimumLogLevel, "Error"))
 
 Effect.runPromise(program).then(
-  () => exitFlushed(0),
+  ({ leases, attempts, doneAt }) => {
+    emit({ type: "result", leases, attempts, closeMillis: Math.round(performance.now() - doneAt) })
+    exitFlushed(0)
+  },
   (error) => {
     process.stderr.write(`worker failed: ${String(error)}\n`)
     exitFlushed(1)
