@@ -20,6 +20,7 @@ import { RedisTestServer, TcpProxy } from "@leasehold/testing"
 import { Clock, Context, Deferred, Effect, Fiber, Queue, type Scope } from "effect"
 import * as Redis from "effect/persistence/Redis"
 import { Lease, LeaseObserver, LeaseStore } from "leasehold"
+import { random } from "../test/chaos/protocol.ts"
 
 /** What to run: how many trials (and how many at once), which TTL, how many CPU burners, which seed. */
 export interface Options {
@@ -65,18 +66,6 @@ export interface Report {
   readonly notLost: number
 }
 
-/** A small seeded PRNG (mulberry32): the same seed draws the same cut points. */
-const prng = (seed: number) => {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 const nowMillis = Effect.map(Clock.currentTimeNanos, (nanos) => Number(nanos) / 1e6)
 
 /** Effect's default clock behind another object: the same time and timers, without the event-loop measurement. */
@@ -110,7 +99,7 @@ export const run = (options: Options): Effect.Effect<Report, unknown, Scope.Scop
   Effect.gen(function* () {
     const log = options.log ?? (() => {})
     const ttl = options.ttlMillis
-    const next = prng(options.seed)
+    const next = random(options.seed)
     const server = yield* RedisTestServer.startServer()
     const direct = Context.get(yield* RedisTestServer.connectDisposable(server.url), Redis.Redis)
     // Expiry events, and a background cycle often enough that they are not much later than the expiry itself.
