@@ -11,6 +11,9 @@
 #   sh scripts/docker-redis.sh [COMMAND [ARGS...]]
 #   sh scripts/docker-redis.sh --stop
 set -eu
+# dockerd and containerd live in /usr/sbin, which a non-login shell (or a CI runner) may not have on its PATH.
+PATH="$PATH:/usr/sbin:/sbin"
+export PATH
 
 image=${LEASEHOLD_REDIS_IMAGE:-leasehold/redis-test:local}
 state=${LEASEHOLD_DOCKER_STATE:-/tmp/leasehold-docker}
