@@ -21,6 +21,7 @@ import { Clock, Context, Deferred, Effect, Fiber, Queue, type Scope } from "effe
 import * as Redis from "effect/persistence/Redis"
 import { Lease, LeaseObserver, LeaseStore } from "leasehold"
 import { random } from "../test/chaos/protocol.ts"
+import { nowMillis } from "../test/chaos/support.ts"
 
 /** What to run: how many trials (and how many at once), which TTL, how many CPU burners, which seed. */
 export interface Options {
@@ -65,8 +66,6 @@ export interface Report {
   readonly afterExpiry: number
   readonly notLost: number
 }
-
-const nowMillis = Effect.map(Clock.currentTimeNanos, (nanos) => Number(nanos) / 1e6)
 
 /** Effect's default clock behind another object: the same time and timers, without the event-loop measurement. */
 const forwardingClock = (clock: Clock.Clock): Clock.Clock => ({

@@ -1,8 +1,8 @@
 import { assert, describe, layer } from "@effect/vitest"
-import { RecordingObserver, RedisFaults, RedisTestServer, TcpProxy } from "@leasehold/testing"
-import { Context, Effect, Exit, Fiber, Layer, References, Scope } from "effect"
-import { Lease, LeaseStore } from "leasehold"
-import { freshKey, nowMillis, reasonOf } from "./support.ts"
+import { RedisFaults, RedisTestServer, TcpProxy } from "@leasehold/testing"
+import { Effect, Exit, Fiber, Scope } from "effect"
+import { Lease } from "leasehold"
+import { freshKey, leaseClientOn, nowMillis, reasonOf } from "./support.ts"
 
 const TTL = 1_000
 const COMMAND_TIMEOUT = 1_000
@@ -18,17 +18,11 @@ const leaseWithClosableLayer = (url: string) =>
     const client = yield* RedisTestServer.connectDisposable(url)
     const layerScope = yield* Scope.make()
     yield* Effect.addFinalizer(() => Scope.close(layerScope, Exit.void))
-    const context = yield* Layer.build(
-      Layer.fresh(Lease.layer).pipe(
-        Layer.provideMerge(Layer.fresh(RecordingObserver.layer)),
-        Layer.provide(LeaseStore.layerRedis({ commandTimeout: `${COMMAND_TIMEOUT} millis` })),
-        Layer.provide(Layer.succeedContext(client))
-      )
-    ).pipe(Scope.provide(layerScope), Effect.provideService(References.MinimumLogLevel, "Error"))
+    const leases = yield* leaseClientOn(client, { commandTimeout: `${COMMAND_TIMEOUT} millis` }).pipe(
+      Scope.provide(layerScope)
+    )
     return {
-      recorder: Context.get(context, RecordingObserver.Recorder),
-      run: <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-        Effect.provideService(effect, Lease.Lease, Context.get(context, Lease.Lease)),
+      ...leases,
       /** Closes the lease layer; how long that took. */
       closeLayer: Effect.gen(function* () {
         const start = yield* nowMillis

@@ -11,10 +11,12 @@ export interface LeaseClient {
   readonly run: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, Exclude<R, Lease.Lease>>
 }
 
-/** A `LeaseClient` over `url` (the server, or a proxy in front of it), for the life of the scope. */
-export const leaseClient = (url: string, options?: LeaseStore.RedisOptions) =>
+/**
+ * A `LeaseClient` over an open client (`client`: node-redis and its `Redis` service, or a `Redis` service alone), its
+ * layers built in the current scope.
+ */
+export const leaseClientOn = <R extends Redis.Redis>(client: Context.Context<R>, options?: LeaseStore.RedisOptions) =>
   Effect.gen(function* () {
-    const client = yield* RedisTestServer.connectDisposable(url)
     const context = yield* Layer.build(
       Layer.fresh(Lease.layer).pipe(
         Layer.provideMerge(Layer.fresh(RecordingObserver.layer)),
@@ -26,10 +28,14 @@ export const leaseClient = (url: string, options?: LeaseStore.RedisOptions) =>
     return {
       lease,
       recorder: Context.get(context, RecordingObserver.Recorder),
-      redis: Context.get(client, Redis.Redis),
+      redis: Context.get(client as Context.Context<Redis.Redis>, Redis.Redis),
       run: (effect) => Effect.provideService(effect, Lease.Lease, lease)
     } satisfies LeaseClient
   })
+
+/** A `LeaseClient` over `url` (the server, or a proxy in front of it), for the life of the scope. */
+export const leaseClient = (url: string, options?: LeaseStore.RedisOptions) =>
+  Effect.flatMap(RedisTestServer.connectDisposable(url), (client) => leaseClientOn(client, options))
 
 /** Effect's monotonic clock in milliseconds: the clock of `Lease.Handle.validUntil`. */
 export const nowMillis = Effect.clockWith((clock) => Effect.sync(() => Number(clock.currentTimeNanosUnsafe()) / 1e6))

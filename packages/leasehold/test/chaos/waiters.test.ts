@@ -1,10 +1,18 @@
 import { assert, describe, layer } from "@effect/vitest"
-import { RecordingObserver, RedisFaults, RedisTestServer, TcpProxy } from "@leasehold/testing"
-import { Context, Effect, Exit, Fiber, Layer, Logger, References } from "effect"
+import { RedisFaults, RedisTestServer, TcpProxy } from "@leasehold/testing"
+import { Context, Effect, Exit, Fiber, Logger, References } from "effect"
 import * as Redis from "effect/persistence/Redis"
 import { Lease, LeaseStore } from "leasehold"
 import { acquired } from "../support.ts"
-import { freshKey, type LeaseClient, leaseClient, leaseRedisKey, nowMillis, reasonOf } from "./support.ts"
+import {
+  freshKey,
+  type LeaseClient,
+  leaseClient,
+  leaseClientOn,
+  leaseRedisKey,
+  nowMillis,
+  reasonOf
+} from "./support.ts"
 
 const WAITERS = 50
 const BUDGET = 6_000
@@ -84,24 +92,9 @@ const releaseUnheard = (side: LeaseClient) =>
 
 /** A `LeaseClient` whose store sees only the generic `Redis` service (no node-redis client in its context). */
 const leaseClientOverService = (url: string) =>
-  Effect.gen(function* () {
-    const client = yield* RedisTestServer.connectDisposable(url)
-    const redis = Context.get(client, Redis.Redis)
-    const context = yield* Layer.build(
-      Layer.fresh(Lease.layer).pipe(
-        Layer.provideMerge(Layer.fresh(RecordingObserver.layer)),
-        Layer.provide(LeaseStore.layerRedis()),
-        Layer.provide(Layer.succeed(Redis.Redis, redis))
-      )
-    ).pipe(Effect.provideService(References.MinimumLogLevel, "Error"))
-    const lease = Context.get(context, Lease.Lease)
-    return {
-      lease,
-      recorder: Context.get(context, RecordingObserver.Recorder),
-      redis,
-      run: (effect) => Effect.provideService(effect, Lease.Lease, lease)
-    } satisfies LeaseClient
-  })
+  Effect.flatMap(RedisTestServer.connectDisposable(url), (client) =>
+    leaseClientOn(Context.make(Redis.Redis, Context.get(client, Redis.Redis)))
+  )
 
 describe.skipIf(!RedisTestServer.hasServerBinary())("chaos: waiters across reconnects", () => {
   layer(RedisFaults.layer, { excludeTestServices: true })("waiters", (it) => {
