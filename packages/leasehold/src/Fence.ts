@@ -27,7 +27,7 @@
  */
 import { Duration, Effect, Option } from "effect"
 import * as Redis from "effect/persistence/Redis"
-import { boundedCommand } from "./internal/boundedCommand.ts"
+import { boundedCommand } from "./internal/redis/boundedCommand.ts"
 import * as LeaseError from "./LeaseError.ts"
 
 /**

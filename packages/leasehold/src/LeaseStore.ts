@@ -17,14 +17,15 @@
  *
  * @since 0.1.0
  */
-import { type Cause, Context, Duration, Effect, Layer, Option, Queue, type Scope } from "effect"
+import { type Cause, Context, Deferred, Duration, Effect, Exit, Layer, Option, Queue, Scope } from "effect"
 import * as Redis from "effect/persistence/Redis"
-import { commandErrors } from "./internal/boundedCommand.ts"
-import * as RedisCommands from "./internal/redisCommands.ts"
-import * as RedisConnections from "./internal/redisConnections.ts"
+import { commandErrors } from "./internal/redis/boundedCommand.ts"
+import * as RedisCommands from "./internal/redis/commands.ts"
+import { keySlot } from "./internal/redis/slots.ts"
 import * as LeaseError from "./LeaseError.ts"
 import type { LeaseKey } from "./LeaseKey.ts"
 import type { LeaseToken } from "./LeaseToken.ts"
+import { RedisTransport, type SubscriptionEvent, type Topology } from "./RedisTransport.ts"
 
 /**
  * The store's answer to an acquire: the lease was created (with its fence and the store's time of creation), or
@@ -115,6 +116,13 @@ export interface LeaseStore {
    * listening stops for good.
    */
   readonly watchReleases: Effect.Effect<Queue.Dequeue<ReleaseEvent, Cause.Done>, LeaseError.LeaseError, Scope.Scope>
+  /**
+   * For a store whose announcements are per key (the Redis store on a Cluster: one sharded channel per lease, heard
+   * on the shard that serves it): listens for the releases of `key` for the life of the scope, delivered to the
+   * queues of `watchReleases`; succeeds once subscribed. Waiters call it before each try, so a release between a try
+   * and the sleep after it is heard. Stores that announce every release on one channel leave it out.
+   */
+  readonly watchKey?: ((key: LeaseKey) => Effect.Effect<void, LeaseError.LeaseError, Scope.Scope>) | undefined
 }
 
 /**
@@ -257,9 +265,6 @@ export const layerMemory: Layer.Layer<LeaseStore> = Layer.effect(LeaseStore, mak
  *   the hash tag before the key's own.
  * - `commandTimeout` (default 2 seconds): the bound on each command. Redis that is down, paused or partitioned
  *   yields `StoreUnavailable` after this long instead of a hang.
- * - `batchRenewals` (default `true`): renew the leases that are due together in one script (up to 512 a call). A
- *   script's keys must share a slot on a Redis Cluster: turn it off for a `Redis` service that talks to a cluster
- *   (leases are then renewed one command each).
  *
  * @category models
  * @since 0.1.0
@@ -267,7 +272,6 @@ export const layerMemory: Layer.Layer<LeaseStore> = Layer.effect(LeaseStore, mak
 export interface RedisOptions {
   readonly prefix?: string | undefined
   readonly commandTimeout?: Duration.Input | undefined
-  readonly batchRenewals?: boolean | undefined
 }
 
 /**
@@ -302,6 +306,16 @@ export const redisKeys = (prefix: string, key: string) => {
  */
 export const releaseChannel = (prefix: string): string => `${prefix}released`
 
+/**
+ * The sharded pub/sub channel on which the Redis store announces the releases of one key on a Redis Cluster
+ * (`SPUBLISH` from the release script): inside the lease's hash tag, so it lives in the lease's slot and is heard on
+ * the shard that serves the lease. Messages are as on `releaseChannel`.
+ *
+ * @category redis
+ * @since 0.2.0
+ */
+export const shardedReleaseChannel = (prefix: string, key: string): string => `${prefix}${hashTag(key)}:released`
+
 /** Why a prefix cannot be used, or `undefined`: a brace would open or close the hash tag before the key's own. */
 const prefixProblem = (prefix: string): string | undefined =>
   /[{}]/.test(prefix)
@@ -321,12 +335,14 @@ type Reply = ReadonlyArray<unknown>
 const remainingOf = (pttl: number): number => (pttl === -1 ? Number.POSITIVE_INFINITY : Math.max(0, pttl))
 
 /**
- * Makes a Redis store over `effect/persistence/Redis` (see `RedisOptions`). Each operation is one `EVALSHA`.
- * Over node-redis (`NodeRedis` of `@effect/platform-node`), the store keeps connections of its own beside the
- * client's, for the life of the scope: a release subscriber, and a standby connection for its commands while the
- * client reconnects (see docs/redis.md, "Reconnects"). When the scope closes, the store sends nothing more and leaves
- * none of its commands in the client (see docs/redis.md, "Timeouts and closing"). A
- * prefix holding a brace fails with `InvalidOption` before anything is sent.
+ * Makes a Redis store (see `RedisOptions`). Each operation is one `EVALSHA`. The store sends over the
+ * `RedisTransport` in the context when there is one (the layers of `@leasehold/node-redis` and `@leasehold/ioredis`
+ * provide it), and otherwise through the generic `Redis.Redis` service. The transport says which topology it talks
+ * to; over the generic service the store asks the server (`INFO cluster`). On a Redis Cluster, leases due together
+ * are renewed one script per slot, and releases are announced on sharded channels (see `shardedReleaseChannel`).
+ * When the scope closes, the store sends nothing more and leaves none of its commands in the client (see
+ * docs/redis.md, "Timeouts and closing"). A prefix holding a brace fails with `InvalidOption` before anything is
+ * sent.
  *
  * @category constructors
  * @since 0.1.0
@@ -340,9 +356,12 @@ export const makeRedis = Effect.fnUntraced(function* (options?: RedisOptions) {
   }
   const timeout = Duration.fromInputUnsafe(options?.commandTimeout ?? Duration.seconds(2))
   const channel = releaseChannel(prefix)
-  const batchRenewals = options?.batchRenewals ?? true
-  const commands = yield* RedisCommands.make(redis, timeout)
-  const client = RedisConnections.isNodeClient(commands.client) ? commands.client : undefined
+  const transport = Option.getOrUndefined(yield* Effect.serviceOption(RedisTransport))
+  const commands = yield* RedisCommands.make(redis, transport, timeout)
+  const topology: Topology = commands.topology ?? (yield* askTopology(commands))
+  // Sharded announcements need a transport that can `SSUBSCRIBE` on the right shard; over the generic service a
+  // cluster hears the classic, cluster-wide `PUBLISH`.
+  const sharded = transport?.topology === "cluster"
   const script = RedisCommands.luaScript
   const [acquire, renew, renewBatch, release, isHeld, inspect] = yield* Effect.all([
     script(acquireLua),
@@ -363,7 +382,8 @@ export const makeRedis = Effect.fnUntraced(function* (options?: RedisOptions) {
   const booleanOf = (reply: unknown) => (reply === 1 ? true : reply === 0 ? false : undefined)
 
   // Load the scripts now (one round trip, bounded, failures ignored): their first use is then one round trip
-  // (EVALSHA), not two (EVALSHA, NOSCRIPT, EVAL), which matters to the first renew of a lease on a slow link.
+  // (EVALSHA), not two (EVALSHA, NOSCRIPT, EVAL), which matters to the first renew of a lease on a slow link. On a
+  // cluster this reaches one node; the others load each script at its first use there.
   yield* Effect.ignore(
     Effect.forEach(
       [acquire, renew, renewBatch, release, isHeld, inspect],
@@ -383,18 +403,73 @@ export const makeRedis = Effect.fnUntraced(function* (options?: RedisOptions) {
     )
 
   const renewChunk = (chunk: ReadonlyArray<RenewRequest>) =>
-    commands.evalScript(
-      "renew",
-      chunk[0]!.key,
-      renewBatch,
-      chunk.map((lease) => redisKeys(prefix, lease.key).lease),
-      chunk.flatMap((lease) => [lease.token, String(lease.ttlMillis)]),
-      (reply): ReadonlyArray<RenewReply> | undefined => {
-        if (!Array.isArray(reply) || reply.length !== chunk.length) return undefined
-        const replies = reply.map(renewReply)
-        return replies.every((r) => r !== undefined) ? (replies as Array<RenewReply>) : undefined
+    chunk.length === 1
+      ? Effect.map(renewOne(chunk[0]!), (reply) => [reply])
+      : commands.evalScript(
+          "renew",
+          chunk[0]!.key,
+          renewBatch,
+          chunk.map((lease) => redisKeys(prefix, lease.key).lease),
+          chunk.flatMap((lease) => [lease.token, String(lease.ttlMillis)]),
+          (reply): ReadonlyArray<RenewReply> | undefined => {
+            if (!Array.isArray(reply) || reply.length !== chunk.length) return undefined
+            const replies = reply.map(renewReply)
+            return replies.every((r) => r !== undefined) ? (replies as Array<RenewReply>) : undefined
+          }
+        )
+
+  /**
+   * The leases of a batch in scripts: up to `renewBatchSize` a script; on a cluster, one slot a script (a script's
+   * keys must share a slot). Each request is answered at its own index.
+   */
+  const renewBatches = (leases: ReadonlyArray<RenewRequest>) => {
+    const groups: Array<Array<number>> = []
+    if (topology === "cluster") {
+      const bySlot = new Map<number, Array<number>>()
+      leases.forEach((lease, index) => {
+        const slot = keySlot(hashTag(lease.key))
+        const group = bySlot.get(slot)
+        if (group === undefined) bySlot.set(slot, [index])
+        else group.push(index)
+      })
+      for (const group of bySlot.values()) {
+        for (let i = 0; i < group.length; i += renewBatchSize) groups.push(group.slice(i, i + renewBatchSize))
+      }
+    } else {
+      for (let i = 0; i < leases.length; i += renewBatchSize) {
+        groups.push(Array.from({ length: Math.min(renewBatchSize, leases.length - i) }, (_, j) => i + j))
+      }
+    }
+    return Effect.map(
+      Effect.forEach(groups, (group) => renewChunk(group.map((index) => leases[index]!)), {
+        concurrency: "unbounded"
+      }),
+      (replies) => {
+        const ordered = new Array<RenewReply>(leases.length)
+        groups.forEach((group, g) => group.forEach((index, i) => (ordered[index] = replies[g]![i]!)))
+        return ordered
       }
     )
+  }
+
+  const watchers = new Set<Queue.Queue<ReleaseEvent, Cause.Done>>()
+  const heard = (message: string) => {
+    for (const watcher of watchers) heardBy(watcher, message)
+  }
+  const told = (event: SubscriptionEvent) => {
+    for (const watcher of watchers) toldTo(watcher, event)
+  }
+  const storeScope = yield* Effect.scope
+  const watchKey = sharded
+    ? perKeySubscriptions(storeScope, (key) =>
+        transport
+          .subscribe(shardedReleaseChannel(prefix, key), heard, (event) =>
+            // One key's subscription ending is a drop of that key's announcements, not the end of all of them.
+            told(event === "ended" ? "interrupted" : event)
+          )
+          .pipe(Effect.mapError((cause) => commandErrors(timeout).unavailable("watch releases", key, cause)))
+      )
+    : undefined
 
   return LeaseStore.of({
     id: storeId(`redis:${prefix}`),
@@ -424,15 +499,16 @@ export const makeRedis = Effect.fnUntraced(function* (options?: RedisOptions) {
       )
     },
     renew: (key, token, ttlMillis) => renewOne({ key, token, ttlMillis }),
-    renewMany: (leases) => {
-      if (leases.length === 0) return Effect.succeed([])
-      if (!batchRenewals) return Effect.forEach(leases, renewOne, { concurrency: "unbounded" })
-      const chunks: Array<ReadonlyArray<RenewRequest>> = []
-      for (let i = 0; i < leases.length; i += renewBatchSize) chunks.push(leases.slice(i, i + renewBatchSize))
-      return Effect.map(Effect.forEach(chunks, renewChunk, { concurrency: "unbounded" }), (replies) => replies.flat())
-    },
+    renewMany: (leases) => (leases.length === 0 ? Effect.succeed([]) : renewBatches(leases)),
     release: (key, token) =>
-      commands.evalScript("release", key, release, [redisKeys(prefix, key).lease], [token, channel, key], booleanOf),
+      commands.evalScript(
+        "release",
+        key,
+        release,
+        [redisKeys(prefix, key).lease],
+        sharded ? [token, shardedReleaseChannel(prefix, key), key, "1"] : [token, channel, key, "0"],
+        booleanOf
+      ),
     isHeld: (key, token) =>
       commands.evalScript("checkOwnership", key, isHeld, [redisKeys(prefix, key).lease], [token], booleanOf),
     inspect: (key) =>
@@ -454,24 +530,33 @@ export const makeRedis = Effect.fnUntraced(function* (options?: RedisOptions) {
             : Option.some({ remainingMillis: remainingOf(remainingMillis), owner: text(owner), fence, acquiredAt })
         }
       ),
+    watchKey,
     watchReleases: Effect.gen(function* () {
-      const events = yield* Effect.acquireRelease(Queue.unbounded<ReleaseEvent, Cause.Done>(), Queue.shutdown)
-      const heard = (message: string) => {
-        const released = parseRelease(message)
-        if (released !== undefined) Queue.offerUnsafe(events, { _tag: "Released", ...released })
-      }
-      if (client !== undefined) {
-        yield* RedisConnections.subscribe(client, channel, heard, (event) => {
-          if (event === "ended") Queue.endUnsafe(events)
-          else Queue.offerUnsafe(events, { _tag: event === "interrupted" ? "Interrupted" : "Resumed" })
-        }).pipe(Effect.mapError((cause) => commandErrors(timeout).unavailable("watch releases", channel, cause)))
+      const events = yield* Effect.acquireRelease(
+        Effect.tap(Queue.unbounded<ReleaseEvent, Cause.Done>(), (queue) => Effect.sync(() => watchers.add(queue))),
+        (queue) =>
+          Effect.andThen(
+            Effect.sync(() => watchers.delete(queue)),
+            Queue.shutdown(queue)
+          )
+      )
+      // On a cluster the subscriptions are per key (`watchKey`); this queue only collects what they hear.
+      if (sharded) return events
+      if (transport !== undefined) {
+        yield* transport
+          .subscribe(
+            channel,
+            (message) => heardBy(events, message),
+            (event) => toldTo(events, event)
+          )
+          .pipe(Effect.mapError((cause) => commandErrors(timeout).unavailable("watch releases", channel, cause)))
         return events
       }
       // The generic service reconnects its subscriber without telling: a lost announcement is found by the waiters'
       // bounded safety-net wake-ups instead.
       const messages = yield* redis.subscribe(channel)
       yield* Queue.take(messages).pipe(
-        Effect.flatMap((message) => Effect.sync(() => heard(message.message))),
+        Effect.flatMap((message) => Effect.sync(() => heardBy(events, message.message))),
         Effect.forever,
         Effect.catchCause((cause) =>
           Effect.logWarning("leasehold: release notifications stopped; waiters poll", cause).pipe(
@@ -484,6 +569,77 @@ export const makeRedis = Effect.fnUntraced(function* (options?: RedisOptions) {
     })
   })
 })
+
+/** Delivers an announcement to one watch's queue. */
+const heardBy = (events: Queue.Queue<ReleaseEvent, Cause.Done>, message: string) => {
+  const released = parseRelease(message)
+  if (released !== undefined) Queue.offerUnsafe(events, { _tag: "Released", ...released })
+}
+
+/** Delivers a subscription's drop, return or end to one watch's queue. */
+const toldTo = (events: Queue.Queue<ReleaseEvent, Cause.Done>, event: SubscriptionEvent) => {
+  if (event === "ended") Queue.endUnsafe(events)
+  else Queue.offerUnsafe(events, { _tag: event === "interrupted" ? "Interrupted" : "Resumed" })
+}
+
+/**
+ * The topology of the server behind the generic `Redis` service: `cluster` when `INFO cluster` says
+ * `cluster_enabled:1`, else (and when it cannot tell) `standalone`.
+ */
+const askTopology = (commands: RedisCommands.RedisCommands): Effect.Effect<Topology> =>
+  commands
+    .send("start", "INFO cluster", ["INFO", "cluster"], (info) => (typeof info === "string" ? info : undefined))
+    .pipe(
+      Effect.map((info): Topology => (/^cluster_enabled:1\s*$/m.test(info) ? "cluster" : "standalone")),
+      Effect.orElseSucceed((): Topology => "standalone")
+    )
+
+/**
+ * Subscriptions shared per key, for `watchKey`: the first watcher of a key subscribes (in a scope of the key's own,
+ * forked into the store's scope, so that a watcher that gives up waiting for it does not cancel it for the others),
+ * the last one to leave unsubscribes. A watcher waits for the subscription interruptibly.
+ */
+const perKeySubscriptions = (
+  storeScope: Scope.Scope,
+  subscribe: (key: string) => Effect.Effect<void, LeaseError.LeaseError, Scope.Scope>
+) => {
+  interface Entry {
+    count: number
+    readonly scope: Scope.Closeable
+    readonly ready: Deferred.Deferred<void, LeaseError.LeaseError>
+  }
+  const entries = new Map<string, Entry>()
+  const leave = (key: string, entry: Entry) =>
+    Effect.suspend(() => {
+      if (--entry.count > 0) return Effect.void
+      if (entries.get(key) === entry) entries.delete(key)
+      return Scope.close(entry.scope, Exit.void)
+    })
+  return (key: LeaseKey): Effect.Effect<void, LeaseError.LeaseError, Scope.Scope> =>
+    Effect.acquireRelease(
+      Effect.suspend(() => {
+        const existing = entries.get(key)
+        if (existing !== undefined) {
+          existing.count++
+          return Effect.succeed(existing)
+        }
+        const entry: Entry = { count: 1, scope: Scope.makeUnsafe(), ready: Deferred.makeUnsafe() }
+        entries.set(key, entry)
+        return subscribe(key).pipe(
+          Scope.provide(entry.scope),
+          Effect.exit,
+          Effect.flatMap((exit) => {
+            // A failed subscription is not kept: the next watcher tries again.
+            if (Exit.isFailure(exit) && entries.get(key) === entry) entries.delete(key)
+            return Deferred.done(entry.ready, exit)
+          }),
+          Effect.forkIn(storeScope),
+          Effect.as(entry)
+        )
+      }),
+      (entry) => leave(key, entry)
+    ).pipe(Effect.flatMap((entry) => Deferred.await(entry.ready)))
+}
 
 /**
  * A Redis store (see `makeRedis`); needs `Redis.Redis`, for example from `NodeRedis.layer` of
@@ -544,7 +700,11 @@ const releaseLua = `
 local fields = redis.call("HMGET", KEYS[1], "token", "fence")
 if fields[1] == ARGV[1] then
   redis.call("DEL", KEYS[1])
-  redis.call("PUBLISH", ARGV[2], fields[2] .. ":" .. ARGV[3])
+  if ARGV[4] == "1" then
+    redis.call("SPUBLISH", ARGV[2], fields[2] .. ":" .. ARGV[3])
+  else
+    redis.call("PUBLISH", ARGV[2], fields[2] .. ":" .. ARGV[3])
+  end
   return 1
 end
 return 0
@@ -567,7 +727,8 @@ return {redis.call("PTTL", KEYS[1]), fields[1], fields[2], fields[3]}
  * - `acquire`: KEYS lease, fence; ARGV token, TTL (ms), owner. `{1, fence, acquiredAt}` or `{0, pttl, owner}`.
  * - `renew`: KEYS lease; ARGV token, TTL. `1` renewed, `0` expired, `-1` another token holds it.
  * - `renewMany`: KEYS the leases; ARGV token and TTL of each. The replies of `renew`, in order.
- * - `release`: KEYS lease; ARGV token, release channel, key. `1` released (and announced `<fence>:<key>`), `0` not.
+ * - `release`: KEYS lease; ARGV token, release channel, key, `"1"` to announce with `SPUBLISH` (a cluster) or `"0"`
+ *   with `PUBLISH`. `1` released (and announced `<fence>:<key>`), `0` not.
  * - `isHeld`: KEYS lease; ARGV token. `1` or `0`.
  * - `inspect`: KEYS lease. `{pttl, owner, fence, acquiredAt}`, or nil when nobody holds it.
  *

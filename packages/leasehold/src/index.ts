@@ -20,5 +20,7 @@ export * as LeaseOwner from "./LeaseOwner.ts"
 export * as LeaseStore from "./LeaseStore.ts"
 /** @since 0.1.0 */
 export * as LeaseToken from "./LeaseToken.ts"
+/** @since 0.2.0 */
+export * as RedisTransport from "./RedisTransport.ts"
 /** @since 0.1.0 */
 export * as TokenSource from "./TokenSource.ts"

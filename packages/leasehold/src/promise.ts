@@ -63,7 +63,6 @@ export type DurationInput = number | `${number} ${Duration.Unit}`
  * - `prefix` (default `"lease:"`): put before each key in Redis.
  * - `commandTimeout` (default 2 s): the bound on each command, and (plus 1 s) on a graceful `close`.
  * - `connectTimeout` (default 5 s): how long `connect` waits for Redis to accept the connection and answer.
- * - `batchRenewals` (default `true`): renew the leases that are due together; turn it off for a Redis Cluster.
  * - `logLevel`: the lowest level of leasehold's and the client's log lines (default `"Info"`; `"None"` for none).
  *
  * ```ts
@@ -80,7 +79,6 @@ export interface RedisConnectOptions {
   readonly prefix?: string | undefined
   readonly commandTimeout?: DurationInput | undefined
   readonly connectTimeout?: DurationInput | undefined
-  readonly batchRenewals?: boolean | undefined
   readonly logLevel?: LogLevel.LogLevel | undefined
 }
 

@@ -3,7 +3,7 @@ import { assert, describe, it, layer } from "@effect/vitest"
 import { RedisTestServer } from "@leasehold/testing"
 import { Cause, Clock, Context, Deferred, Effect, Exit, Fiber, Layer, Option, Queue, Scope } from "effect"
 import * as Redis from "effect/persistence/Redis"
-import { Lease, LeaseStore } from "leasehold"
+import { Lease, LeaseStore, RedisTransport } from "leasehold"
 import { acquired, reasonOf } from "./support.ts"
 
 let counter = 0
@@ -183,47 +183,45 @@ layer(TestLayer, { excludeTestServices: true })("Redis store", (it) => {
     })
   )
 
-  it.effect("sends on the node-redis client directly when it is the Redis service's connection", () =>
+  it.effect("sends over the RedisTransport in the context, each command without the client's own timer", () =>
     Effect.gen(function* () {
       const nodeRedis = yield* NodeRedis.NodeRedis
       const { spy, counted } = countingClient(nodeRedis.client)
-      const context = Context.add(yield* Effect.context<Redis.Redis>(), NodeRedis.NodeRedis, {
-        ...nodeRedis,
-        client: spy
-      })
-      const lease = yield* leaseOver(context)
-      const start = counted.sent
-      const held = acquired(yield* lease.acquire(freshKey("direct"), "10 seconds"))
-      assert.isTrue(yield* lease.release(held))
-      assert.strictEqual(counted.sent - start, 2, "acquire and release went to the client directly")
+      const lease = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const transport = yield* RedisTransport.fromNodeRedisClient(spy)
+          const context = Context.add(yield* Effect.context<Redis.Redis>(), RedisTransport.RedisTransport, transport)
+          const lease = yield* leaseOver(context)
+          const start = counted.sent
+          const held = acquired(yield* lease.acquire(freshKey("direct"), "10 seconds"))
+          assert.isTrue(yield* lease.release(held))
+          assert.strictEqual(counted.sent - start, 2, "acquire and release went over the transport")
+          return lease
+        })
+      )
       // leasehold bounds them itself: the client's own per-command timer (a 5 s timer per command) is turned off.
       assert.deepStrictEqual([...counted.timeouts], [0])
+      assert.isDefined(lease)
     })
   )
 
-  it.effect("never sends on a NodeRedis client that is another connection than the Redis service's", () =>
-    Effect.scoped(
-      Effect.gen(function* () {
-        const redis = yield* Redis.Redis
-        const other = Context.get(yield* Layer.build(Layer.fresh(RedisTestServer.layer)), NodeRedis.NodeRedis)
-        const { spy, counted } = countingClient(other.client)
-        const context = Context.add(yield* Effect.context<Redis.Redis>(), NodeRedis.NodeRedis, {
-          ...other,
-          client: spy
-        })
-        const lease = yield* leaseOver(context)
-        const start = counted.sent
-        const key = freshKey("other-connection")
-        const held = acquired(yield* lease.acquire(key, "10 seconds"))
-        assert.strictEqual(yield* redis.send<string | null>("HGET", `lease:{${key}}`, "token"), held.token)
-        assert.isTrue(yield* lease.release(held))
-        assert.strictEqual(counted.sent, start, "nothing was sent on the other client")
-        assert.strictEqual(yield* other.use((client) => client.exists(`lease:{${key}}`)), 0)
-      })
-    )
+  it.effect("never guesses a client: a NodeRedis client in the context without a transport is not used", () =>
+    Effect.gen(function* () {
+      const redis = yield* Redis.Redis
+      const nodeRedis = yield* NodeRedis.NodeRedis
+      const { spy, counted } = countingClient(nodeRedis.client)
+      const context = Context.add(Context.make(Redis.Redis, redis), NodeRedis.NodeRedis, { ...nodeRedis, client: spy })
+      const lease = yield* leaseOver(context)
+      const start = counted.sent
+      const key = freshKey("no-guess")
+      const held = acquired(yield* lease.acquire(key, "10 seconds"))
+      assert.strictEqual(yield* redis.send<string | null>("HGET", `lease:{${key}}`, "token"), held.token)
+      assert.isTrue(yield* lease.release(held))
+      assert.strictEqual(counted.sent, start, "nothing was sent on the NodeRedis client")
+    })
   )
 
-  it.effect("renewMany renews a batch of leases in one EVALSHA; without batching, one each", () =>
+  it.effect("renewMany renews a batch of leases in one EVALSHA on one primary", () =>
     Effect.gen(function* () {
       const redis = yield* Redis.Redis
       const store = yield* LeaseStore.LeaseStore
@@ -233,10 +231,6 @@ layer(TestLayer, { excludeTestServices: true })("Redis store", (it) => {
       yield* redis.send("CONFIG", "RESETSTAT")
       assert.deepStrictEqual(yield* store.renewMany(requests), ["renewed", "renewed", "renewed"])
       assert.strictEqual((yield* commandCounts).evalsha, 1)
-      const unbatched = yield* LeaseStore.makeRedis({ batchRenewals: false })
-      yield* redis.send("CONFIG", "RESETSTAT")
-      assert.deepStrictEqual(yield* unbatched.renewMany(requests), ["renewed", "renewed", "renewed"])
-      assert.strictEqual((yield* commandCounts).evalsha, 3)
       for (const lease of leases) assert.isTrue((yield* redis.send<number>("PTTL", `lease:{${lease.key}}`)) > 29_000)
     })
   )

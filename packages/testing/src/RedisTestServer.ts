@@ -25,6 +25,7 @@ import * as path from "node:path"
 import * as NodeRedis from "@effect/platform-node/NodeRedis"
 import { Context, Data, Duration, Effect, Layer, References, Schedule, Schema, type Scope } from "effect"
 import * as Redis from "effect/persistence/Redis"
+import { RedisTransport } from "leasehold"
 import { awaitExit, hasExited } from "./ChildProcesses.ts"
 
 /**
@@ -620,21 +621,39 @@ export const layerServer: Layer.Layer<RedisTestServer, RedisTestServerError> = L
   })
 )
 
-/** `server` plus a connected `Redis.Redis` (and the raw `NodeRedis.NodeRedis` client) pointed at it. */
+/**
+ * What the kit's clients provide: Effect's `Redis.Redis`, the raw `NodeRedis.NodeRedis` client, and leasehold's
+ * `RedisTransport` over it (the stack `NodeRedisClient.layer` of `@leasehold/node-redis` builds).
+ */
+export type Clients = Redis.Redis | NodeRedis.NodeRedis | RedisTransport.RedisTransport
+
+/** leasehold's transport over the `NodeRedis` client in context. */
+const transportOverClient: Layer.Layer<RedisTransport.RedisTransport, never, NodeRedis.NodeRedis> = Layer.effect(
+  RedisTransport.RedisTransport,
+  Effect.flatMap(Effect.service(NodeRedis.NodeRedis), ({ client }) => RedisTransport.fromNodeRedisClient(client))
+).pipe(Layer.orDie)
+
+/** A node-redis client of `url` with leasehold's transport over it (see `Clients`). */
+const clientsOf = (
+  options: NonNullable<Parameters<typeof NodeRedis.layer>[0]>
+): Layer.Layer<Clients, Redis.RedisError> => Layer.provideMerge(transportOverClient, NodeRedis.layer(options))
+
+/** `server` plus a connected `Redis.Redis` (with the raw client and leasehold's transport) pointed at it. */
 const withClient = (
   server: Layer.Layer<RedisTestServer, RedisTestServerError>
-): Layer.Layer<Redis.Redis | NodeRedis.NodeRedis | RedisTestServer, RedisTestServerError | Redis.RedisError> =>
+): Layer.Layer<Clients | RedisTestServer, RedisTestServerError | Redis.RedisError> =>
   Layer.unwrap(
     Effect.gen(function* () {
       const { url } = yield* RedisTestServer
       // Without the offline queue, a command sent while the server is down fails at once instead of waiting for a
       // reconnect, and closing the client cannot hang on commands queued for a server that is gone.
-      return NodeRedis.layer({ url, disableOfflineQueue: true })
+      return clientsOf({ url, disableOfflineQueue: true })
     })
   ).pipe(Layer.provideMerge(server))
 
 /**
- * {@link layerServer} plus a connected `Redis.Redis` (and the raw `NodeRedis.NodeRedis` client) pointed at it.
+ * {@link layerServer} plus a connected `Redis.Redis`, the raw `NodeRedis.NodeRedis` client, and leasehold's
+ * `RedisTransport` over it (see `Clients`), pointed at it.
  *
  * **Example** (A test file against a real Redis)
  *
@@ -656,10 +675,8 @@ const withClient = (
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<
-  Redis.Redis | NodeRedis.NodeRedis | RedisTestServer,
-  RedisTestServerError | Redis.RedisError
-> = withClient(layerServer)
+export const layer: Layer.Layer<Clients | RedisTestServer, RedisTestServerError | Redis.RedisError> =
+  withClient(layerServer)
 
 /**
  * Like {@link layer}, but always in a container, whatever `REDIS_URL` and `PATH` hold: `redis-server` runs in
@@ -700,7 +717,7 @@ export const layer: Layer.Layer<
  */
 export const layerContainer = (
   options?: ContainerOptions
-): Layer.Layer<Redis.Redis | NodeRedis.NodeRedis | RedisTestServer, RedisTestServerError | Redis.RedisError> =>
+): Layer.Layer<Clients | RedisTestServer, RedisTestServerError | Redis.RedisError> =>
   withClient(
     Layer.effect(
       RedisTestServer,
@@ -719,9 +736,9 @@ export const layerContainer = (
  */
 export const connectDisposable = (
   url: string
-): Effect.Effect<Context.Context<Redis.Redis | NodeRedis.NodeRedis>, Redis.RedisError, Scope.Scope> =>
+): Effect.Effect<Context.Context<Clients>, Redis.RedisError, Scope.Scope> =>
   Effect.gen(function* () {
-    const context = yield* Layer.build(NodeRedis.layer({ url, disableOfflineQueue: true })).pipe(
+    const context = yield* Layer.build(clientsOf({ url, disableOfflineQueue: true })).pipe(
       Effect.provideService(References.MinimumLogLevel, "Error")
     )
     const { client } = Context.get(context, NodeRedis.NodeRedis)

@@ -4,11 +4,12 @@
  * store needs neither it nor `redis`), or over the memory store; and what a failed connect rejects with.
  */
 import type * as NodeRedisModule from "@effect/platform-node/NodeRedis"
-import { Context, Duration, Layer, type LogLevel, Option, Redacted, References } from "effect"
+import { Context, Duration, Effect, Layer, type LogLevel, Option, Redacted, References } from "effect"
 import * as Redis from "effect/persistence/Redis"
 import * as Lease from "../Lease.ts"
 import * as LeaseError from "../LeaseError.ts"
 import * as LeaseStore from "../LeaseStore.ts"
+import * as RedisTransport from "../RedisTransport.ts"
 
 /** The options of a Redis connection, as `connect` takes them (see `RedisConnectOptions` in `promise.ts`). */
 export interface RedisPlanOptions {
@@ -18,7 +19,6 @@ export interface RedisPlanOptions {
   readonly prefix?: string | undefined
   readonly commandTimeout?: Duration.Input | undefined
   readonly connectTimeout?: Duration.Input | undefined
-  readonly batchRenewals?: boolean | undefined
   readonly logLevel?: LogLevel.LogLevel | undefined
 }
 
@@ -105,14 +105,16 @@ export const redisPlan = async (options: RedisPlanOptions): Promise<Plan> => {
     ...(password === undefined ? {} : { password }),
     socket: { connectTimeout: connectMillis }
   })
+  // The store's fast path: a transport over the client (as `NodeRedisClient.layer` of `@leasehold/node-redis`).
+  const transport = Layer.effect(
+    RedisTransport.RedisTransport,
+    Effect.flatMap(Effect.service(NodeRedis.NodeRedis), ({ client }) =>
+      RedisTransport.fromNodeRedisClient(client, { connectTimeoutMillis: commandMillis })
+    )
+  )
   const layer = Lease.layer.pipe(
-    Layer.provide(
-      LeaseStore.layerRedis({
-        prefix: options.prefix,
-        commandTimeout: Duration.millis(commandMillis),
-        batchRenewals: options.batchRenewals
-      })
-    ),
+    Layer.provide(LeaseStore.layerRedis({ prefix: options.prefix, commandTimeout: Duration.millis(commandMillis) })),
+    Layer.provide(transport),
     Layer.provideMerge(client)
   )
   return {

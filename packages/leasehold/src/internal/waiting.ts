@@ -223,10 +223,24 @@ export const make = (
         const safetyNet = safetyNetMillis(budgetMillis)
         // Listen before the next try, so that a release between that try and the sleep after it is not missed.
         // A store that does not answer the subscription in time leaves this waiter polling instead.
-        const watch = yield* releaseWatch.pipe(
+        let watch = yield* releaseWatch.pipe(
           Effect.timeoutOption(Math.max(0, Math.ceil(Math.min(safetyNet, yield* budgetLeft(budget))))),
           Effect.map(Option.getOrElse(() => unwatched))
         )
+        // On a store with per-key announcements (a Redis Cluster), subscribe to this key's before the next try too.
+        if (store.watchKey !== undefined && watch.hearing) {
+          const keyWatch = yield* store.watchKey(key).pipe(
+            Effect.timeoutOption(Math.max(0, Math.ceil(Math.min(safetyNet, yield* budgetLeft(budget))))),
+            Effect.map(Option.isSome),
+            Effect.catch((error) =>
+              Effect.as(
+                Effect.logWarning("leasehold: cannot listen for the key's releases; it polls", error.message),
+                false
+              )
+            )
+          )
+          if (!keyWatch) watch = unwatched
+        }
         const ticket = yield* room.join(key)
         let lastFailure = failure
         let failures = failure === undefined ? 0 : 1

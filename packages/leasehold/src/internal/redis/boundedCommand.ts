@@ -1,6 +1,6 @@
 import { Cause, Duration, Effect, Exit } from "effect"
 import type * as Redis from "effect/persistence/Redis"
-import * as LeaseError from "../LeaseError.ts"
+import * as LeaseError from "../../LeaseError.ts"
 
 /** How much of a reply a message shows: enough to recognise it, never the whole of a huge one. */
 const previewChars = 200

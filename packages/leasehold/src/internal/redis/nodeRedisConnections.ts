@@ -4,6 +4,7 @@
  * are duplicates of the client (same server, same options), reconnected on leasehold's schedule, not the client's.
  */
 import { Effect, type Scope } from "effect"
+import type { SubscriptionEvent } from "../../RedisTransport.ts"
 
 /** What leasehold uses of a node-redis (6.x) client beyond `sendCommand`: its state, its events, duplicates. */
 export interface NodeClient {
@@ -33,9 +34,6 @@ export const isNodeClient = (client: unknown): client is NodeClient => {
     typeof c.isReady === "boolean"
   )
 }
-
-/** What a release subscription reports besides its messages. */
-export type SubscriptionEvent = "interrupted" | "resumed" | "ended"
 
 /**
  * The subscriber's reconnect schedule once it has subscribed: at once, then quickly, at most a second apart; it
