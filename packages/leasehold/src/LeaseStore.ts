@@ -446,7 +446,11 @@ export const makeRedis = Effect.fnUntraced(function* (options?: RedisOptions) {
       }),
       (replies) => {
         const ordered = new Array<RenewReply>(leases.length)
-        groups.forEach((group, g) => group.forEach((index, i) => (ordered[index] = replies[g]![i]!)))
+        groups.forEach((group, g) => {
+          group.forEach((index, i) => {
+            ordered[index] = replies[g]![i]!
+          })
+        })
         return ordered
       }
     )
