@@ -336,8 +336,9 @@ const remainingOf = (pttl: number): number => (pttl === -1 ? Number.POSITIVE_INF
 
 /**
  * Makes a Redis store (see `RedisOptions`). Each operation is one `EVALSHA`. The store sends over the
- * `RedisTransport` in the context when there is one (the layers of `@leasehold/node-redis` and `@leasehold/ioredis`
- * provide it), and otherwise through the generic `Redis.Redis` service. The transport says which topology it talks
+ * `RedisTransport` in the context when there is one paired with the `Redis.Redis` in the context (the layers of
+ * `@leasehold/node-redis` and `@leasehold/ioredis` provide both), and otherwise through the generic `Redis.Redis`
+ * service. The transport says which topology it talks
  * to; over the generic service the store asks the server (`INFO cluster`). On a Redis Cluster, leases due together
  * are renewed one script per slot, and releases are announced on sharded channels (see `shardedReleaseChannel`).
  * When the scope closes, the store sends nothing more and leaves none of its commands in the client (see
@@ -356,7 +357,10 @@ export const makeRedis = Effect.fnUntraced(function* (options?: RedisOptions) {
   }
   const timeout = Duration.fromInputUnsafe(options?.commandTimeout ?? Duration.seconds(2))
   const channel = releaseChannel(prefix)
-  const transport = Option.getOrUndefined(yield* Effect.serviceOption(RedisTransport))
+  // Only a transport over this very Redis service's client (see `RedisTransport.redis`).
+  const transport = Option.getOrUndefined(
+    Option.filter(yield* Effect.serviceOption(RedisTransport), (paired) => paired.redis === redis)
+  )
   const commands = yield* RedisCommands.make(redis, transport, timeout)
   const topology: Topology = commands.topology ?? (yield* askTopology(commands))
   // Sharded announcements need a transport that can `SSUBSCRIBE` on the right shard; over the generic service a

@@ -24,6 +24,7 @@
  * @since 0.2.0
  */
 import { Context, type Effect, type Scope } from "effect"
+import type * as Redis from "effect/persistence/Redis"
 import { nodeRedisClientTransport } from "./internal/redis/nodeRedisClient.ts"
 import * as slots from "./internal/redis/slots.ts"
 import type { LeaseError } from "./LeaseError.ts"
@@ -83,6 +84,8 @@ export interface SendOptions {
  * - `destroy()`: ends the client's connections at once, failing what they still wait for. Called when the store
  *   closes with commands of its own unanswered past their bound: closing the client gracefully would wait on a
  *   silent Redis.
+ * - `redis`: Effect's `Redis.Redis` service over the same client. The store uses a transport only together with
+ *   that very service, so a transport left in the context by another client is never used for this one.
  *
  * @category models
  * @since 0.2.0
@@ -98,6 +101,7 @@ export interface RedisTransport {
     onEvent: (event: SubscriptionEvent) => void
   ) => Effect.Effect<void, unknown, Scope.Scope>
   readonly destroy: () => void
+  readonly redis: Redis.Redis["Service"]
 }
 
 /**
@@ -113,8 +117,10 @@ export const RedisTransport: Context.Service<RedisTransport, RedisTransport> =
 /**
  * A transport over a connected node-redis (5.x or 6.x) `createClient` client, for the life of the scope: commands go
  * over the client (and over a standby connection of leasehold's own while the client reconnects), releases are
- * heard on a subscriber connection of its own that reports its drops. The client is seen structurally: leasehold
- * does not depend on `redis`. `@leasehold/node-redis`'s `NodeRedisClient.layer` is built on it.
+ * heard on a subscriber connection of its own that reports its drops. It is paired with the `Redis.Redis` in the
+ * context, which must be the service over the same client (as `NodeRedis.layer` provides both). The client is seen
+ * structurally: leasehold does not depend on `redis`. `@leasehold/node-redis`'s `NodeRedisClient.layer` is built on
+ * it.
  *
  * ```ts
  * const transport = yield* RedisTransport.fromNodeRedisClient(client)
@@ -126,7 +132,7 @@ export const RedisTransport: Context.Service<RedisTransport, RedisTransport> =
 export const fromNodeRedisClient: (
   client: unknown,
   options?: { readonly connectTimeoutMillis?: number | undefined }
-) => Effect.Effect<RedisTransport, LeaseError, Scope.Scope> = nodeRedisClientTransport
+) => Effect.Effect<RedisTransport, LeaseError, Scope.Scope | Redis.Redis> = nodeRedisClientTransport
 
 /**
  * The Redis Cluster slot of a Redis key (CRC16/XMODEM of its hash tag, modulo 16384), as `CLUSTER KEYSLOT` answers

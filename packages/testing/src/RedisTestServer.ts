@@ -628,10 +628,11 @@ export const layerServer: Layer.Layer<RedisTestServer, RedisTestServerError> = L
 export type Clients = Redis.Redis | NodeRedis.NodeRedis | RedisTransport.RedisTransport
 
 /** leasehold's transport over the `NodeRedis` client in context. */
-const transportOverClient: Layer.Layer<RedisTransport.RedisTransport, never, NodeRedis.NodeRedis> = Layer.effect(
-  RedisTransport.RedisTransport,
-  Effect.flatMap(Effect.service(NodeRedis.NodeRedis), ({ client }) => RedisTransport.fromNodeRedisClient(client))
-).pipe(Layer.orDie)
+const transportOverClient: Layer.Layer<RedisTransport.RedisTransport, never, NodeRedis.NodeRedis | Redis.Redis> =
+  Layer.effect(
+    RedisTransport.RedisTransport,
+    Effect.flatMap(Effect.service(NodeRedis.NodeRedis), ({ client }) => RedisTransport.fromNodeRedisClient(client))
+  ).pipe(Layer.orDie)
 
 /** A node-redis client of `url` with leasehold's transport over it (see `Clients`). */
 const clientsOf = (

@@ -3,6 +3,7 @@
  * the client, or over a standby connection while it reconnects; releases heard on a subscriber of leasehold's own.
  */
 import { Effect, type Scope } from "effect"
+import * as Redis from "effect/persistence/Redis"
 import * as LeaseError from "../../LeaseError.ts"
 import type { RedisTransport } from "../../RedisTransport.ts"
 import { isNodeClient, subscribe, withStandby } from "./nodeRedisConnections.ts"
@@ -17,8 +18,9 @@ const withoutClientTimer = { timeout: 0 } as const
 export const nodeRedisClientTransport = (
   client: unknown,
   options?: { readonly connectTimeoutMillis?: number | undefined }
-): Effect.Effect<RedisTransport, LeaseError.LeaseError, Scope.Scope> =>
+): Effect.Effect<RedisTransport, LeaseError.LeaseError, Scope.Scope | Redis.Redis> =>
   Effect.gen(function* () {
+    const redis = yield* Redis.Redis
     if (!isNodeClient(client)) {
       return yield* Effect.fail(
         LeaseError.make(
@@ -44,7 +46,8 @@ export const nodeRedisClientTransport = (
         ),
       isReady: () => client.isReady,
       subscribe: (channel, onMessage, onEvent) => subscribe(client, channel, onMessage, onEvent),
-      destroy: () => client.destroy()
+      destroy: () => client.destroy(),
+      redis
     }
     return transport
   })
