@@ -2,7 +2,6 @@
  * Every bad input of docs/bad-input.md, one test per row: the `LeaseError` reason it gets, a message that says what
  * was wrong, and nothing left locked in Redis afterwards.
  */
-import { NodeRedis } from "@effect/platform-node"
 import { assert, layer } from "@effect/vitest"
 import { RedisTestServer } from "@leasehold/testing"
 import { Duration, Effect, Exit, Layer, Option, Result, Scope } from "effect"
@@ -51,7 +50,10 @@ const anotherLease = Effect.flatMap(LeaseStore.makeRedis(), (store) =>
 const closedLease = Effect.gen(function* () {
   const { url } = yield* RedisTestServer.RedisTestServer
   const clientScope = yield* Scope.make()
-  const client = yield* Layer.buildWithScope(NodeRedis.layer({ url, disableOfflineQueue: true }), clientScope)
+  const client = yield* Layer.buildWithScope(
+    RedisTestServer.layerClient({ url, disableOfflineQueue: true }),
+    clientScope
+  )
   const store = yield* LeaseStore.makeRedis().pipe(Effect.provide(client))
   const lease = yield* Lease.make.pipe(Effect.provideService(LeaseStore.LeaseStore, store))
   yield* Scope.close(clientScope, Exit.void)

@@ -25,7 +25,7 @@ const commandCounts = Effect.gen(function* () {
   return counts
 })
 
-/** Only the generic `Redis` service of `context` (no `NodeRedis`): the store must send through `Redis`. */
+/** Only the generic `Redis` service of `context` (no transport): the store must send through `Redis`. */
 const serviceOnly = <R>(layer: Layer.Layer<R | Redis.Redis, unknown>) =>
   Layer.effect(Redis.Redis, Effect.service(Redis.Redis)).pipe(Layer.provide(layer), Layer.orDie)
 
@@ -334,7 +334,7 @@ describe.skipIf(process.env.REDIS_URL !== undefined)("Redis store when Redis fai
           const serverScope = yield* Scope.make()
           const server = yield* Layer.buildWithScope(RedisTestServer.layerServer, serverScope)
           const { url } = Context.get(server, RedisTestServer.RedisTestServer)
-          const clientLayer = NodeRedis.layer({ url, disableOfflineQueue: true })
+          const clientLayer = RedisTestServer.layerClient({ url, disableOfflineQueue: true })
           const client = yield* Layer.build(transport === "the Redis service" ? serviceOnly(clientLayer) : clientLayer)
           const lease = yield* leaseOver(client, { commandTimeout: "300 millis" })
           const held = acquired(yield* lease.acquire(freshKey("down"), "10 seconds"))

@@ -86,6 +86,7 @@ describe("nothing internal is exported", () => {
       "LeaseOwner",
       "LeaseStore",
       "LeaseToken",
+      "RedisTransport",
       "TokenSource"
     ])
   })

@@ -634,8 +634,18 @@ const transportOverClient: Layer.Layer<RedisTransport.RedisTransport, never, Nod
     Effect.flatMap(Effect.service(NodeRedis.NodeRedis), ({ client }) => RedisTransport.fromNodeRedisClient(client))
   ).pipe(Layer.orDie)
 
-/** A node-redis client of `url` with leasehold's transport over it (see `Clients`). */
-const clientsOf = (
+/**
+ * A node-redis client (`NodeRedis.layer` with these options) with leasehold's transport over it (see `Clients`):
+ * what a test needs to build its own client the way `NodeRedisClient.layer` of `@leasehold/node-redis` does.
+ *
+ * ```ts
+ * const client = RedisTestServer.layerClient({ url, disableOfflineQueue: true })
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerClient = (
   options: NonNullable<Parameters<typeof NodeRedis.layer>[0]>
 ): Layer.Layer<Clients, Redis.RedisError> => Layer.provideMerge(transportOverClient, NodeRedis.layer(options))
 
@@ -648,7 +658,7 @@ const withClient = (
       const { url } = yield* RedisTestServer
       // Without the offline queue, a command sent while the server is down fails at once instead of waiting for a
       // reconnect, and closing the client cannot hang on commands queued for a server that is gone.
-      return clientsOf({ url, disableOfflineQueue: true })
+      return layerClient({ url, disableOfflineQueue: true })
     })
   ).pipe(Layer.provideMerge(server))
 
@@ -739,7 +749,7 @@ export const connectDisposable = (
   url: string
 ): Effect.Effect<Context.Context<Clients>, Redis.RedisError, Scope.Scope> =>
   Effect.gen(function* () {
-    const context = yield* Layer.build(clientsOf({ url, disableOfflineQueue: true })).pipe(
+    const context = yield* Layer.build(layerClient({ url, disableOfflineQueue: true })).pipe(
       Effect.provideService(References.MinimumLogLevel, "Error")
     )
     const { client } = Context.get(context, NodeRedis.NodeRedis)

@@ -1,4 +1,3 @@
-import { NodeRedis } from "@effect/platform-node"
 import { assert, describe, layer } from "@effect/vitest"
 import { RecordingObserver, RedisFaults, RedisTestServer } from "@leasehold/testing"
 import { Context, Deferred, Effect, Fiber, Layer, References } from "effect"
@@ -21,7 +20,7 @@ const leaseService = (url: string, disableOfflineQueue: boolean) =>
       Layer.fresh(Lease.layer).pipe(
         Layer.provideMerge(Layer.fresh(RecordingObserver.layer)),
         Layer.provide(LeaseStore.layerRedis()),
-        Layer.provide(NodeRedis.layer({ url, disableOfflineQueue }))
+        Layer.provide(RedisTestServer.layerClient({ url, disableOfflineQueue }))
       )
     ).pipe(Effect.provideService(References.MinimumLogLevel, "Error"))
     return { lease: Context.get(context, Lease.Lease), recorder: Context.get(context, RecordingObserver.Recorder) }

@@ -236,7 +236,7 @@ describe.skipIf(!RedisTestServer.hasServerBinary())("chaos: no command stays que
             const context = yield* Layer.build(
               Lease.layer.pipe(
                 Layer.provideMerge(LeaseStore.layerRedis({ commandTimeout: `${COMMAND_TIMEOUT} millis` })),
-                Layer.provideMerge(NodeRedis.layer({ url: redis.url }))
+                Layer.provideMerge(RedisTestServer.layerClient({ url: redis.url }))
               )
             ).pipe(Effect.provideService(References.MinimumLogLevel, "None"))
             const client = Context.get(context, Redis.Redis)
@@ -279,7 +279,7 @@ describe.skipIf(!RedisTestServer.hasServerBinary())("chaos: no command stays que
 /** The README's client over `url` in `clientScope`, and a `Lease` layer over it in a scope of its own. */
 const storeOverClient = (url: string, clientScope: Scope.Scope) =>
   Effect.gen(function* () {
-    const client = yield* Layer.buildWithScope(NodeRedis.layer({ url }), clientScope)
+    const client = yield* Layer.buildWithScope(RedisTestServer.layerClient({ url }), clientScope)
     const storeScope = yield* Scope.make()
     const lease = yield* Layer.buildWithScope(
       Lease.layer.pipe(Layer.provide(LeaseStore.layerRedis({ commandTimeout: `${COMMAND_TIMEOUT} millis` }))),

@@ -1,6 +1,6 @@
 /**
  * A user's program, as the README writes it, for the shutdown chaos test: `node shutdownWorker.ts '<config JSON>'`.
- * It builds `Lease.layer` over `LeaseStore.layerRedis` over `NodeRedis.layer({ url })`, runs one
+ * It builds `Lease.layer` over `LeaseStore.layerRedis` over node-redis with leasehold's transport (`RedisTestServer.layerClient({ url })`), runs one
  * `Lease.withLease("k", "1 second", work)` with `Effect.runPromiseExit`, and prints what happened as JSON lines:
  * `fault` when the work brings the fault on (50 ms in), `returned` when `withLease` returned (with its result),
  * `closed` when the layers had closed, then exits with the result's code (0 success, 1 `LeaseError`, 2 anything
@@ -11,7 +11,7 @@
  * the event loop, Node exits with code 0 and neither `returned` nor `closed` is printed, which is the bug this
  * program exists to catch.
  */
-import { NodeRedis } from "@effect/platform-node"
+import { RedisTestServer } from "@leasehold/testing"
 import { Duration, Effect, Exit, Layer, Option, References } from "effect"
 import { Lease, LeaseError, LeaseStore } from "leasehold"
 import type { ShutdownConfig, ShutdownLine } from "./shutdownProtocol.ts"
@@ -64,7 +64,9 @@ const resultOf = (exit: Exit.Exit<string, unknown>): ShutdownLine & { type: "ret
 const LeaseLive = Lease.layer.pipe(
   Layer.provide(LeaseStore.layerRedis({ commandTimeout: Duration.millis(config.commandTimeoutMillis) })),
   Layer.provide(
-    NodeRedis.layer(config.disableOfflineQueue ? { url: config.url, disableOfflineQueue: true } : { url: config.url })
+    RedisTestServer.layerClient(
+      config.disableOfflineQueue ? { url: config.url, disableOfflineQueue: true } : { url: config.url }
+    )
   )
 )
 

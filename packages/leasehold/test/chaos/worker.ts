@@ -5,12 +5,11 @@
  * `Lease.withLease`, and takes protected steps on the resource `<resource>:<key>`, each right after `ensureValid`
  * as the docs say, the last one at the end of the hold, and a last `ensureValid` before the work returns. Every
  * lease and every failed attempt is printed as a JSON line. The lease store's client is the README's
- * (`NodeRedis.layer` with `disableOfflineQueue`, closed with the layer): once every layer is closed the process prints
+ * (`RedisTestServer.layerClient`, node-redis with leasehold's transport, with `disableOfflineQueue`, closed with the layer): once every layer is closed the process prints
  * its `result` line and exits 0, so a close that never settles shows as a missing result; it exits by itself, with
  * `stuck`, if it is still running well past its deadline.
  */
 import * as readline from "node:readline"
-import { NodeRedis } from "@effect/platform-node"
 import { RedisTestServer } from "@leasehold/testing"
 import { Cause, Context, Duration, Effect, Exit, Layer, Option, References } from "effect"
 import * as Redis from "effect/persistence/Redis"
@@ -60,7 +59,9 @@ const outcomeOf = (exit: Exit.Exit<unknown, LeaseError.LeaseError | Redis.RedisE
 }
 
 const program = Effect.gen(function* () {
-  const leaseClient = yield* Layer.build(NodeRedis.layer({ url: config.leaseUrl, disableOfflineQueue: true }))
+  const leaseClient = yield* Layer.build(
+    RedisTestServer.layerClient({ url: config.leaseUrl, disableOfflineQueue: true })
+  )
   const resourceClient = yield* RedisTestServer.connectDisposable(config.resourceUrl)
   const leaseContext = yield* Layer.build(
     Lease.layer.pipe(

@@ -17,7 +17,6 @@
  * every world, so only the live/expired question near an expiry is tolerated. The margin covers the truncation to
  * whole milliseconds on both sides and Redis's "expired when now > expiry" rule.
  */
-import { NodeRedis } from "@effect/platform-node"
 import { assert, layer } from "@effect/vitest"
 import { RedisTestServer, SequenceTokens } from "@leasehold/testing"
 import { Effect, Layer } from "effect"
@@ -41,7 +40,7 @@ layer(RedisTestServer.layer, { excludeTestServices: true })("model-based: Redis 
         const { url } = yield* RedisTestServer.RedisTestServer
         const connections = yield* Effect.forEach(
           Array.from({ length: clientCount }, (_, i) => i),
-          () => Layer.build(NodeRedis.layer({ url, disableOfflineQueue: true }))
+          () => Layer.build(RedisTestServer.layerClient({ url, disableOfflineQueue: true }))
         )
         /** One sequence on keys of its own (a fresh prefix), one Lease service per client and connection. */
         const runOnRedis = (sequence: ReadonlyArray<Op>, stats: Stats) =>
