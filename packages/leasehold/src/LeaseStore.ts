@@ -469,12 +469,14 @@ export const makeRedis = Effect.fnUntraced(function* (options?: RedisOptions) {
   }
   const storeScope = yield* Effect.scope
   const watchKey = sharded
-    ? perKeySubscriptions(storeScope, (key) =>
+    ? perKeySubscriptions(storeScope, (key, ended) =>
         transport
-          .subscribe(shardedReleaseChannel(prefix, key), heard, (event) =>
-            // One key's subscription ending is a drop of that key's announcements, not the end of all of them.
+          .subscribe(shardedReleaseChannel(prefix, key), heard, (event) => {
+            // One key's subscription ending is a drop of that key's announcements, not the end of all of them; the
+            // next waiter of the key subscribes again.
+            if (event === "ended") ended()
             told(event === "ended" ? "interrupted" : event)
-          )
+          })
           .pipe(Effect.mapError((cause) => commandErrors(timeout).unavailable("watch releases", key, cause)))
       )
     : undefined
@@ -605,11 +607,12 @@ const askTopology = (commands: RedisCommands.RedisCommands): Effect.Effect<Topol
 /**
  * Subscriptions shared per key, for `watchKey`: the first watcher of a key subscribes (in a scope of the key's own,
  * forked into the store's scope, so that a watcher that gives up waiting for it does not cancel it for the others),
- * the last one to leave unsubscribes. A watcher waits for the subscription interruptibly.
+ * the last one to leave unsubscribes; a subscription that failed or ended is forgotten, so the next watcher subscribes
+ * again. A watcher waits for the subscription interruptibly.
  */
 const perKeySubscriptions = (
   storeScope: Scope.Scope,
-  subscribe: (key: string) => Effect.Effect<void, LeaseError.LeaseError, Scope.Scope>
+  subscribe: (key: string, ended: () => void) => Effect.Effect<void, LeaseError.LeaseError, Scope.Scope>
 ) => {
   interface Entry {
     count: number
@@ -633,12 +636,15 @@ const perKeySubscriptions = (
         }
         const entry: Entry = { count: 1, scope: Scope.makeUnsafe(), ready: Deferred.makeUnsafe() }
         entries.set(key, entry)
-        return subscribe(key).pipe(
+        const forget = () => {
+          if (entries.get(key) === entry) entries.delete(key)
+        }
+        return subscribe(key, forget).pipe(
           Scope.provide(entry.scope),
           Effect.exit,
           Effect.flatMap((exit) => {
             // A failed subscription is not kept: the next watcher tries again.
-            if (Exit.isFailure(exit) && entries.get(key) === entry) entries.delete(key)
+            if (Exit.isFailure(exit)) forget()
             return Deferred.done(entry.ready, exit)
           }),
           Effect.forkIn(storeScope),
